@@ -1,0 +1,3 @@
+from backrub.cli.main import main
+
+main()

@@ -1,0 +1,242 @@
+"""The `backrub` command. Thin: it parses, calls the core, and renders.
+
+No `from __future__ import annotations` here: Typer reads the option annotations at run time.
+
+Rich and the renderers are imported only by commands that draw something, so that
+`backrub plan --json` starts fast (measured in bench/cli_start.py).
+"""
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from backrub import __version__
+from backrub.catalogue_cache import cached_catalogue
+from backrub.cli.inputs import parse_findings, parse_focus, parse_pressure, parse_whole
+from backrub.config import Settings
+from backrub.core.errors import BackrubError, BadInput, SafetyStop
+from backrub.core.export import plan_as_dict, verdict_as_dict
+from backrub.core.models import PlanRequest, Verdict
+from backrub.core.planner import build_plan
+from backrub.core.safety import assess, parse_finding
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from backrub.core.catalogue import Catalogue
+    from backrub.core.models import Finding
+
+EXIT_BAD_INPUT = 2
+EXIT_STOP = 3
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    sys.stderr.write(f"Error: {message}\n")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn backrub's errors into one line and an exit code (2 bad input, 3 safety stop)."""
+    try:
+        yield
+    except SafetyStop as stop:
+        # Callers print the verdict before planning; this is the last line of defence.
+        fail(stop.message, EXIT_STOP)
+    except BackrubError as error:
+        fail(error.message)
+
+
+def show(renderable: "RenderableType") -> None:
+    from rich.console import Console
+
+    Console(highlight=False).print(renderable)
+
+
+def emit_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def ask_safety_questions(catalogue: "Catalogue") -> "list[Finding]":
+    """Ask every question in turn; stop asking at the first answer that stops the session."""
+    findings: list[Finding] = []
+    areas = [*catalogue.focus_region_ids, "whole-back"]
+    typer.echo("A few safety questions first. Answer for the person being massaged.\n")
+    for condition in catalogue.conditions.values():
+        if not typer.confirm(condition.question, default=False):
+            continue
+        if condition.effect == "avoid":
+            while True:
+                answer = typer.prompt(f"  Which area? ({', '.join(areas)})").strip()
+                try:
+                    findings.append(parse_finding(catalogue, f"{condition.id}={answer}"))
+                    break
+                except BadInput as error:
+                    typer.echo(f"  {error.message}")
+        else:
+            findings.append(parse_finding(catalogue, condition.id))
+        if condition.effect == "stop":
+            break
+    typer.echo("")
+    return findings
+
+
+def make_app(catalogue: "Catalogue") -> typer.Typer:
+    app = typer.Typer(
+        name="backrub",
+        help="Coaches you through a back massage at home — your own back or a partner's.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    facts = catalogue.facts
+    condition_list = "\n\n".join(
+        f"{c.id}{'=AREA' if c.effect == 'avoid' else ''} — {c.label} ({c.effect})"
+        for c in catalogue.conditions.values()
+    )
+    has_help = "A condition that applies (repeatable): an id below, or ID=AREA for 'avoid' ones."
+    focus_help = (
+        f"REGION=TENSION (0–10; REGION alone means 7), repeatable. Regions: "
+        f"{', '.join(catalogue.focus_region_ids)}."
+    )
+
+    HasOpt = Annotated[list[str] | None, typer.Option("--has", help=has_help, metavar="ID")]
+    NoneOpt = Annotated[bool, typer.Option("--none", help="None of the conditions apply.")]
+    JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+    def version_callback(value: bool) -> None:
+        if value:
+            typer.echo(f"backrub {__version__}")
+            raise typer.Exit()
+
+    @app.callback()
+    def root(
+        version: Annotated[
+            bool,
+            typer.Option("--version", callback=version_callback, is_eager=True, help="Version."),
+        ] = False,
+    ) -> None:
+        """Coaches you through a back massage at home — your own back or a partner's."""
+
+    @app.command(epilog="Conditions:\n\n" + condition_list)
+    def check(has: HasOpt = None, none: NoneOpt = False, json_out: JsonOpt = False) -> None:
+        """Ask the safety questions (or take them from --has/--none) and give a verdict.
+
+        Exit code 0 for clear or caution, 3 for stop, 2 for bad input.
+        """
+        with reported():
+            findings = parse_findings(catalogue, has or [], none)
+            if not has and not none:
+                try:
+                    findings = ask_safety_questions(catalogue)
+                except typer.Abort:
+                    fail("No answer was given; answer the questions, or use --has or --none.")
+            result = assess(catalogue, findings)
+        report_verdict(result, json_out)
+        if result.level == "stop":
+            raise typer.Exit(EXIT_STOP)
+
+    @app.command()
+    def plan(
+        minutes: Annotated[
+            str, typer.Option(help="Session length in minutes.", metavar="15-60")
+        ] = str(catalogue.facts.default_minutes),
+        mode: Annotated[str, typer.Option(help="self or partner.")] = "self",
+        focus: Annotated[
+            list[str] | None, typer.Option(help=focus_help, metavar="REGION=TENSION")
+        ] = None,
+        pressure: Annotated[
+            str, typer.Option(help="Highest pressure: light, medium, firm or deep.")
+        ] = "medium",
+        oil: Annotated[bool, typer.Option(help="Massage oil or lotion at hand.")] = True,
+        has: HasOpt = None,
+        none: NoneOpt = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Plan a session: warm-up, long strokes, focus work where it is tense, finish.
+
+        Takes the same --has flags as `check`; with none given it plans as if none apply.
+        """
+        with reported():
+            findings = parse_findings(catalogue, has or [], none)
+            request = PlanRequest(
+                mode=mode,  # type: ignore[arg-type]  # validated by the planner
+                minutes=parse_whole("minutes", minutes, facts.min_minutes, facts.max_minutes),
+                focus=parse_focus(catalogue, focus or []),
+                ceiling=parse_pressure(pressure),
+                oil=oil,
+            )
+            result = assess(catalogue, findings)
+            if result.level == "stop":
+                report_verdict(result, json_out)
+                raise typer.Exit(EXIT_STOP)
+            made = build_plan(catalogue, request, result)
+        if json_out:
+            data = plan_as_dict(catalogue, made)
+            data["safety_checked"] = bool(has) or none
+            emit_json(data)
+            return
+        from backrub.cli import render
+
+        show(render.plan(catalogue, made, checked=bool(has) or none))
+
+    @app.command()
+    def techniques(
+        technique: Annotated[
+            str | None, typer.Argument(help="A technique id: show its full card.")
+        ] = None,
+        all_cards: Annotated[bool, typer.Option("--all", help="Show every card in full.")] = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """The technique and region library."""
+        if technique is not None and technique not in catalogue.techniques:
+            fail(
+                f"Unknown technique {technique!r}; choose from: {', '.join(catalogue.techniques)}."
+            )
+        chosen = [catalogue.techniques[technique]] if technique else []
+        if json_out:
+            from dataclasses import asdict
+
+            emit_json(
+                {
+                    "regions": [asdict(r) for r in catalogue.regions.values()],
+                    "techniques": [
+                        asdict(t) for t in (chosen or list(catalogue.techniques.values()))
+                    ],
+                }
+            )
+            return
+        from rich.console import Group
+
+        from backrub.cli import render
+
+        if all_cards:
+            chosen = list(catalogue.techniques.values())
+        if chosen:
+            show(Group(*(render.card(catalogue, t) for t in chosen)))
+        else:
+            show(render.library(catalogue))
+
+    return app
+
+
+def report_verdict(result: Verdict, json_out: bool) -> None:
+    if json_out:
+        emit_json(verdict_as_dict(result))
+        return
+    from backrub.cli import render
+
+    show(render.verdict(result))
+
+
+def main() -> None:
+    try:
+        catalogue = cached_catalogue(Settings.from_env().cache_dir)
+    except BackrubError as error:
+        sys.stderr.write(f"Error: {error.message}\n")
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    make_app(catalogue)()

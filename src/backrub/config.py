@@ -1,0 +1,36 @@
+"""backrub's settings, read from BACKRUB_* environment variables.
+
+A plain dataclass rather than pydantic-settings: building a pydantic model costs more start-up
+time than the whole `backrub plan` command may take. Every field is documented in the README
+(a test checks).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+ENV_PREFIX = "BACKRUB_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where backrub keeps its database and other user data.
+    data_dir: Path
+    # Where backrub keeps files it can rebuild (the validated catalogue).
+    cache_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        # Imported here: platformdirs is only needed when no directory is given.
+        import platformdirs
+
+        data_dir = env.get(f"{ENV_PREFIX}DATA_DIR") or platformdirs.user_data_dir("backrub")
+        cache_dir = env.get(f"{ENV_PREFIX}CACHE_DIR") or platformdirs.user_cache_dir("backrub")
+        return cls(data_dir=Path(data_dir), cache_dir=Path(cache_dir))

@@ -1,0 +1,70 @@
+"""Plans and verdicts as plain data (for `--json`, the web API and the store)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backrub.core.catalogue import Catalogue
+    from backrub.core.models import Plan, Reason, Verdict
+
+
+def reason_as_dict(reason: Reason) -> dict[str, Any]:
+    c = reason.condition
+    return {
+        "condition": c.id,
+        "label": c.label,
+        "kind": c.kind,
+        "effect": c.effect,
+        "region": reason.region,
+        "change": reason.change,
+        "why": c.why,
+        "advice": c.advice,
+        "sources": [{"name": s.name, "url": s.url} for s in c.sources],
+    }
+
+
+def verdict_as_dict(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "verdict": verdict.level,
+        "see_doctor": verdict.see_doctor,
+        "reasons": [reason_as_dict(r) for r in verdict.reasons],
+        "pressure_cap": verdict.pressure_cap,
+        "avoid_regions": sorted(verdict.avoid_regions),
+        "avoid_tools": sorted(verdict.avoid_tools),
+    }
+
+
+def plan_as_dict(catalogue: Catalogue, plan: Plan) -> dict[str, Any]:
+    request = plan.request
+    return {
+        "mode": request.mode,
+        "minutes": request.minutes,
+        "total_seconds": plan.total_seconds,
+        "pressure_ceiling": request.ceiling,
+        "oil": request.oil,
+        "focus": [{"region": f.region, "tension": f.tension} for f in request.focus],
+        "safety": verdict_as_dict(plan.verdict),
+        "setup": [{"id": s.id, "text": s.text, "why": s.why} for s in catalogue.setup],
+        "steps": [
+            {
+                "index": s.index,
+                "phase": s.phase,
+                "region": s.region,
+                "region_name": catalogue.regions[s.region].name,
+                "technique": s.technique,
+                "technique_name": catalogue.techniques[s.technique].name,
+                "tool": s.tool,
+                "pressure": s.pressure,
+                "seconds": s.seconds,
+                "start": s.start,
+                "cue": s.cue,
+                "halfway": s.halfway,
+                "breath": s.breath,
+                "check_in": s.check_in,
+                "self_help": s.self_help,
+                "avoid": list(s.avoid),
+            }
+            for s in plan.steps
+        ],
+    }

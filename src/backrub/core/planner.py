@@ -1,0 +1,264 @@
+"""The planner: what a person wants + the safety verdict → a session plan.
+
+The rules it keeps (tested as properties):
+1. step seconds add up to exactly minutes × 60, and no step is shorter than 30 s;
+2. pressure starts at ≤ 2, changes by at most one level from step to step, never exceeds the
+   ceiling (the preference, a caution's cap, the region's own limit) and ends at ≤ 2;
+3. phases come warm-up → strokes → focus → finish; the finish goes from top to bottom;
+4. focus time is shared by tension: a tenser region never gets less time than a less tense one;
+5. partner mode has a check-in after every rise in pressure and at least every 5 minutes;
+6. self mode uses the self-help alternative where the hands cannot reach, and breathing is cued;
+7. no step works on an avoided region, and a `stop` verdict yields no plan at all;
+8. the same input gives the same plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from backrub.core.errors import BadInput, OutOfRange, SafetyStop, UnknownRegion
+from backrub.core.models import (
+    MODES,
+    PRESSURE_WORDS,
+    Focus,
+    Phase,
+    Plan,
+    PlanRequest,
+    Region,
+    Step,
+    Technique,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from backrub.core.catalogue import Catalogue
+
+MIN_STEP = 30
+# Steps stay short enough that a check-in at every step start can keep the 5-minute rule.
+MAX_STEP = 150
+CHECK_IN_EVERY = 300
+# Each phase's share of the session; focus takes what is left.
+WARM_UP_SHARE = 0.15
+STROKES_SHARE = 0.15
+FINISH_SHARE = 0.12
+# Every focus region gets at least this long before the rest is shared by tension.
+FOCUS_BASE = 60
+# Tension 0 still earns a share, so a region the person picked is never dropped.
+TENSION_OFFSET = 1
+START_LEVEL = 2
+END_LEVEL = 2
+STROKES_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """A step before its pressure is smoothed and its technique chosen."""
+
+    phase: Phase
+    region: Region
+    seconds: int
+    target: int
+    # Position among the slots of the same phase and region, to vary the technique.
+    turn: int
+
+
+def validate_request(catalogue: Catalogue, request: PlanRequest) -> None:
+    facts = catalogue.facts
+    if request.mode not in MODES:
+        raise BadInput(f"mode must be one of: {', '.join(MODES)} (got {request.mode!r}).")
+    if not facts.min_minutes <= request.minutes <= facts.max_minutes:
+        raise OutOfRange("minutes", request.minutes, facts.min_minutes, facts.max_minutes)
+    if not 1 <= request.ceiling <= 5:
+        raise OutOfRange("pressure", request.ceiling, 1, 5)
+    seen: set[str] = set()
+    for f in request.focus:
+        region = catalogue.regions.get(f.region)
+        if region is None or not region.focusable:
+            raise UnknownRegion(f.region, catalogue.focus_region_ids)
+        if f.region in seen:
+            raise BadInput(f"{f.region} is given twice; give each focus region once.")
+        seen.add(f.region)
+        if not 0 <= f.tension <= 10:
+            raise OutOfRange(f"tension for {f.region}", f.tension, 0, 10)
+
+
+def build_plan(catalogue: Catalogue, request: PlanRequest, verdict: Verdict) -> Plan:
+    validate_request(catalogue, request)
+    if verdict.level == "stop":
+        raise SafetyStop(verdict, "The safety check says stop: no session can be planned.")
+    ceiling = min(request.ceiling, verdict.pressure_cap or 5)
+    slots = _slots(catalogue, request, verdict, ceiling)
+    levels = _smooth([s.target for s in slots])
+    steps: list[Step] = []
+    start = 0
+    last_check_in = 0
+    for index, (slot, level) in enumerate(zip(slots, levels, strict=True)):
+        technique = _choose_technique(catalogue, request, verdict, slot, level)
+        check_in = False
+        if request.mode == "partner":
+            rose = index > 0 and level > levels[index - 1]
+            # Flag this step if its end would otherwise leave more than 5 minutes unasked.
+            if rose or start + slot.seconds - last_check_in > CHECK_IN_EVERY:
+                check_in = True
+                last_check_in = start
+        steps.append(
+            _make_step(
+                catalogue,
+                request,
+                verdict,
+                slot=slot,
+                index=index,
+                start=start,
+                level=level,
+                technique=technique,
+                check_in=check_in,
+            )
+        )
+        start += slot.seconds
+    return Plan(request=request, verdict=verdict, steps=tuple(steps))
+
+
+def focus_regions(
+    catalogue: Catalogue, request: PlanRequest, verdict: Verdict
+) -> tuple[Focus, ...]:
+    """The focus regions actually worked: the request's, or the guide's defaults, minus avoided."""
+    chosen = [f for f in request.focus if f.region not in verdict.avoid_regions]
+    if not chosen:
+        defaults = [*catalogue.facts.default_focus, *catalogue.focus_region_ids]
+        chosen = [
+            Focus(r, 5)
+            for r in dict.fromkeys(defaults)
+            if r not in verdict.avoid_regions and catalogue.regions[r].focusable
+        ][: len(catalogue.facts.default_focus)]
+    # Top to bottom, so the hands move down the back rather than jumping around it.
+    return tuple(sorted(chosen, key=lambda f: (catalogue.regions[f.region].center[1], f.region)))
+
+
+def _slots(
+    catalogue: Catalogue, request: PlanRequest, verdict: Verdict, ceiling: int
+) -> list[_Slot]:
+    total = request.minutes * 60
+    warm = round(total * WARM_UP_SHARE)
+    strokes = round(total * STROKES_SHARE)
+    finish = round(total * FINISH_SHARE)
+    focus_total = total - warm - strokes - finish
+    whole = catalogue.regions["whole-back"]
+    whole_cap = min(ceiling, whole.max_pressure)
+
+    slots = [
+        _Slot("warm-up", whole, s, min(1 + i, START_LEVEL, whole_cap), i)
+        for i, s in enumerate(_split(warm))
+    ]
+    slots += [
+        _Slot("strokes", whole, s, min(STROKES_LEVEL, whole_cap), i)
+        for i, s in enumerate(_split(strokes))
+    ]
+    focus = focus_regions(catalogue, request, verdict)
+    shares = _share_by_tension(focus_total, [f.tension for f in focus])
+    for f, share in zip(focus, shares, strict=True):
+        region = catalogue.regions[f.region]
+        target = min(ceiling, region.max_pressure)
+        slots += [_Slot("focus", region, s, target, i) for i, s in enumerate(_split(share))]
+    finish_parts = _split(finish)
+    slots += [
+        _Slot("finish", whole, s, min(END_LEVEL if i < len(finish_parts) - 1 else 1, ceiling), i)
+        for i, s in enumerate(finish_parts)
+    ]
+    return slots
+
+
+def _split(total: int) -> list[int]:
+    """Cut a phase into near-equal steps of at most MAX_STEP seconds (never under MIN_STEP)."""
+    count = max(1, -(-total // MAX_STEP))
+    base, extra = divmod(total, count)
+    return [base + (1 if i < extra else 0) for i in range(count)]
+
+
+def _share_by_tension(total: int, tensions: Sequence[int]) -> list[int]:
+    """Largest-remainder apportionment, so a tenser region never gets less than a less tense one."""
+    rest = total - FOCUS_BASE * len(tensions)
+    weights = [t + TENSION_OFFSET for t in tensions]
+    whole = sum(weights)
+    exact = [rest * w / whole for w in weights]
+    shares = [int(e) for e in exact]
+    leftover = rest - sum(shares)
+    by_remainder = sorted(
+        range(len(exact)), key=lambda i: (-(exact[i] - shares[i]), -weights[i], i)
+    )
+    for i in by_remainder[:leftover]:
+        shares[i] += 1
+    return [FOCUS_BASE + s for s in shares]
+
+
+def _smooth(targets: Sequence[int]) -> list[int]:
+    """Rise and fall by at most one level per step, starting and ending light."""
+    levels = list(targets)
+    levels[0] = min(levels[0], START_LEVEL)
+    for i in range(1, len(levels)):
+        levels[i] = min(levels[i], levels[i - 1] + 1)
+    levels[-1] = min(levels[-1], END_LEVEL)
+    for i in range(len(levels) - 2, -1, -1):
+        levels[i] = min(levels[i], levels[i + 1] + 1)
+    return levels
+
+
+def _choose_technique(
+    catalogue: Catalogue, request: PlanRequest, verdict: Verdict, slot: _Slot, level: int
+) -> Technique:
+    candidates = catalogue.techniques_for(
+        phase=slot.phase,
+        mode=request.mode,
+        region=slot.region.id,
+        avoid_tools=verdict.avoid_tools,
+    )
+    fitting = [t for t in candidates if t.pressure[0] <= level <= t.pressure[1]]
+    # The catalogue's coverage check guarantees a fit; fall back to any candidate regardless.
+    pool = fitting or list(candidates)
+    return pool[slot.turn % len(pool)]
+
+
+def _make_step(
+    catalogue: Catalogue,
+    request: PlanRequest,
+    verdict: Verdict,
+    *,
+    slot: _Slot,
+    index: int,
+    start: int,
+    level: int,
+    technique: Technique,
+    check_in: bool,
+) -> Step:
+    region = slot.region
+    breath = catalogue.facts.breathing
+    cue = technique.cues.start.format(region=region.name).rstrip()
+    cue += f" {PRESSURE_WORDS[level].capitalize()} pressure."
+    avoid: tuple[str, ...] = ()
+    if region.id == "whole-back" and verdict.avoid_regions:
+        avoid = tuple(sorted(verdict.avoid_regions))
+        names = " and the ".join(catalogue.regions[r].name for r in avoid)
+        cue += f" Keep your hands off the {names}."
+    self_help = None
+    if request.mode == "self":
+        if not region.reachable_alone:
+            self_help = region.self_help
+        cue += f" {breath}"
+    return Step(
+        index=index,
+        phase=slot.phase,
+        region=region.id,
+        technique=technique.id,
+        tool=technique.tools[0],
+        pressure=level,
+        seconds=slot.seconds,
+        start=start,
+        cue=cue,
+        check_in=check_in,
+        breath=breath,
+        halfway=technique.cues.halfway,
+        self_help=self_help,
+        avoid=avoid,
+    )

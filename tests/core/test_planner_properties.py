@@ -1,0 +1,198 @@
+"""The planner's rules (issue #2), checked over all valid inputs with hypothesis."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backrub.core.catalogue import Catalogue, load_catalogue
+from backrub.core.errors import SafetyStop
+from backrub.core.models import PHASES, Finding, Focus, Plan, PlanRequest, Verdict
+from backrub.core.planner import CHECK_IN_EVERY, build_plan
+from backrub.core.safety import assess
+
+CATALOGUE = load_catalogue()
+FOCUS_IDS = CATALOGUE.focus_region_ids
+CAUTIONS = [c.id for c in CATALOGUE.conditions.values() if c.effect != "stop"]
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> PlanRequest:
+    regions = draw(st.lists(st.sampled_from(FOCUS_IDS), unique=True, max_size=len(FOCUS_IDS)))
+    return PlanRequest(
+        mode=draw(st.sampled_from(["self", "partner"])),
+        minutes=draw(st.integers(15, 60)),
+        focus=tuple(Focus(r, draw(st.integers(0, 10))) for r in regions),
+        ceiling=draw(st.integers(2, 5)),
+        oil=draw(st.booleans()),
+    )
+
+
+@st.composite
+def verdicts(draw: st.DrawFn) -> Verdict:
+    findings = []
+    for cid in draw(st.lists(st.sampled_from(CAUTIONS), unique=True, max_size=4)):
+        region = None
+        if CATALOGUE.conditions[cid].effect == "avoid":
+            region = draw(st.sampled_from(FOCUS_IDS))
+        findings.append(Finding(cid, region))
+    return assess(CATALOGUE, findings)
+
+
+def planned(request: PlanRequest, verdict: Verdict) -> Plan | None:
+    if verdict.level == "stop":
+        with pytest.raises(SafetyStop):
+            build_plan(CATALOGUE, request, verdict)
+        return None
+    return build_plan(CATALOGUE, request, verdict)
+
+
+common = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@common
+@given(requests(), verdicts())
+def test_time_adds_up_and_no_step_is_too_short(request: PlanRequest, verdict: Verdict) -> None:
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    assert sum(s.seconds for s in plan.steps) == request.minutes * 60
+    assert all(s.seconds >= 30 for s in plan.steps)
+    starts = [s.start for s in plan.steps]
+    assert starts == [sum(s.seconds for s in plan.steps[:i]) for i in range(len(plan.steps))]
+
+
+@common
+@given(requests(), verdicts())
+def test_pressure_starts_light_rises_gently_and_ends_light(
+    request: PlanRequest, verdict: Verdict
+) -> None:
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    levels = [s.pressure for s in plan.steps]
+    ceiling = min(request.ceiling, verdict.pressure_cap or 5)
+    assert plan.steps[0].phase == "warm-up" and levels[0] <= 2
+    assert plan.steps[-1].phase == "finish" and levels[-1] <= 2
+    assert all(1 <= p <= ceiling for p in levels)
+    assert all(b - a <= 1 for a, b in itertools.pairwise(levels))
+    for s in plan.steps:
+        assert s.pressure <= CATALOGUE.regions[s.region].max_pressure
+        low, high = CATALOGUE.techniques[s.technique].pressure
+        assert low <= s.pressure <= high, s
+
+
+@common
+@given(requests(), verdicts())
+def test_phases_in_order_and_finish_goes_top_to_bottom(
+    request: PlanRequest, verdict: Verdict
+) -> None:
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    order = [PHASES.index(s.phase) for s in plan.steps]
+    assert order == sorted(order)
+    assert {s.phase for s in plan.steps} == set(PHASES)
+    for s in plan.steps:
+        assert s.phase in CATALOGUE.techniques[s.technique].phases
+        assert request.mode in CATALOGUE.techniques[s.technique].modes
+        if s.phase == "finish":
+            assert "top to bottom" in s.cue
+
+
+@common
+@given(requests(), verdicts())
+def test_focus_time_follows_tension(request: PlanRequest, verdict: Verdict) -> None:
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    time: dict[str, int] = {}
+    for s in plan.steps:
+        if s.phase == "focus":
+            time[s.region] = time.get(s.region, 0) + s.seconds
+    wanted = [f for f in request.focus if f.region not in verdict.avoid_regions]
+    if wanted:
+        assert set(time) == {f.region for f in wanted}
+        for a in wanted:
+            for b in wanted:
+                if a.tension > b.tension:
+                    assert time[a.region] >= time[b.region]
+    else:
+        defaults = [r for r in CATALOGUE.facts.default_focus if r not in verdict.avoid_regions]
+        assert set(defaults) <= set(time)
+
+
+@common
+@given(requests(), verdicts())
+def test_partner_check_ins_after_each_rise_and_every_five_minutes(
+    request: PlanRequest, verdict: Verdict
+) -> None:
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    steps = plan.steps
+    if request.mode == "self":
+        assert not any(s.check_in for s in steps)
+        return
+    for prev, step in itertools.pairwise(steps):
+        if step.pressure > prev.pressure:
+            assert step.check_in, step
+    moments = [0] + [s.start for s in steps if s.check_in] + [request.minutes * 60]
+    assert all(b - a <= CHECK_IN_EVERY for a, b in itertools.pairwise(moments))
+
+
+@common
+@given(requests(), verdicts())
+def test_self_mode_uses_self_help_and_cues_breathing(
+    request: PlanRequest, verdict: Verdict
+) -> None:
+    plan = planned(request, verdict)
+    if plan is None or request.mode != "self":
+        return
+    for s in plan.steps:
+        region = CATALOGUE.regions[s.region]
+        assert CATALOGUE.facts.breathing in s.cue
+        if not region.reachable_alone:
+            assert s.self_help == region.self_help
+            assert s.tool == "massage-ball"
+
+
+@common
+@given(requests(), verdicts())
+def test_avoided_regions_are_never_worked(request: PlanRequest, verdict: Verdict) -> None:
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    for s in plan.steps:
+        assert s.region not in verdict.avoid_regions
+        assert s.tool not in verdict.avoid_tools
+        if s.region == "whole-back" and verdict.avoid_regions:
+            assert "Keep your hands off" in s.cue
+
+
+@common
+@given(requests(), verdicts())
+def test_same_input_same_plan(request: PlanRequest, verdict: Verdict) -> None:
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    assert build_plan(CATALOGUE, request, verdict) == plan
+
+
+@common
+@given(
+    requests(), st.sampled_from([c.id for c in CATALOGUE.conditions.values() if c.effect == "stop"])
+)
+def test_any_stop_condition_yields_no_plan(request: PlanRequest, stop_id: str) -> None:
+    verdict = assess(CATALOGUE, [Finding(stop_id)])
+    assert verdict.level == "stop"
+    with pytest.raises(SafetyStop):
+        build_plan(CATALOGUE, request, verdict)
+
+
+def test_catalogue_fixture_matches(catalogue: Catalogue) -> None:
+    # The module-level catalogue is the shipped one (hypothesis needs it before fixtures exist).
+    assert catalogue == CATALOGUE
