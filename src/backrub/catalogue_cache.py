@@ -9,25 +9,27 @@ just means validating again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import sys
 import tempfile
-from typing import TYPE_CHECKING
+import zlib
+from pathlib import Path
 
 from backrub import __version__
+from backrub.core import models
 from backrub.core.catalogue import Catalogue, parse_catalogue, read_packaged_files
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 def cache_key(files: dict[str, bytes]) -> str:
-    digest = hashlib.sha256(f"{__version__}|{sys.version}".encode())
+    # A checksum, not a secure hash: it only has to notice an upgrade, and importing hashlib
+    # would cost start-up time. The pickle holds instances of the model classes, so a change to
+    # them must miss the cache too.
+    parts = [f"{__version__}|{sys.version}".encode(), Path(models.__file__).read_bytes()]
     for name in sorted(files):
-        digest.update(name.encode() + b"\0" + files[name] + b"\0")
-    return digest.hexdigest()[:32]
+        parts += [name.encode(), files[name]]
+    blob = b"\0".join(parts)
+    return f"{zlib.crc32(blob):08x}{len(blob):x}"
 
 
 def cached_catalogue(cache_dir: Path) -> Catalogue:
@@ -39,10 +41,13 @@ def cached_catalogue(cache_dir: Path) -> Catalogue:
             loaded = pickle.load(fh)  # noqa: S301
         if isinstance(loaded, Catalogue):
             return loaded
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError):
         pass
     catalogue = parse_catalogue(files)
     _write_atomically(path, pickle.dumps(catalogue, protocol=pickle.HIGHEST_PROTOCOL))
+    for stale in cache_dir.glob("catalogue-*.pickle"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
     return catalogue
 
 
@@ -50,9 +55,12 @@ def _write_atomically(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalogue-")
+    except OSError:
+        # A read-only cache directory only costs speed, never correctness.
+        return
+    try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except OSError:
-        # A read-only or full cache directory only costs speed, never correctness.
-        return
+        Path(tmp).unlink(missing_ok=True)

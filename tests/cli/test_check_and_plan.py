@@ -255,3 +255,14 @@ def test_installed_command_exit_codes_and_catalogue_cache(tmp_path: Path) -> Non
     bad = backrub(tmp_path, "plan", "--minutes", "90")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "Error: minutes must be 15 to 60 (got 90)."
+
+
+def test_techniques_json_has_full_cards(catalogue: Catalogue) -> None:
+    code, out, _ = run(catalogue, "techniques", "ball-against-wall", "--json")
+    assert code == 0
+    data = json.loads(out)
+    (card,) = data["techniques"]
+    assert card["id"] == "ball-against-wall"
+    assert card["motion"]["kind"] in {"circles", "glide", "knead", "press", "rake"}
+    assert card["cues"]["start"]
+    assert {r["id"] for r in data["regions"]} >= {"shoulders", "whole-back"}

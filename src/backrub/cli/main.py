@@ -19,7 +19,7 @@ from backrub.catalogue_cache import cached_catalogue
 from backrub.cli.inputs import parse_findings, parse_focus, parse_pressure, parse_whole
 from backrub.config import Settings
 from backrub.core.errors import BackrubError, BadInput, SafetyStop
-from backrub.core.export import plan_as_dict, verdict_as_dict
+from backrub.core.export import as_plain, plan_as_dict, verdict_as_dict
 from backrub.core.models import PlanRequest, Verdict
 from backrub.core.planner import build_plan
 from backrub.core.safety import assess, parse_finding
@@ -199,14 +199,10 @@ def make_app(catalogue: "Catalogue") -> typer.Typer:
             )
         chosen = [catalogue.techniques[technique]] if technique else []
         if json_out:
-            from dataclasses import asdict
-
             emit_json(
                 {
-                    "regions": [asdict(r) for r in catalogue.regions.values()],
-                    "techniques": [
-                        asdict(t) for t in (chosen or list(catalogue.techniques.values()))
-                    ],
+                    "regions": as_plain(list(catalogue.regions.values())),
+                    "techniques": as_plain(chosen or list(catalogue.techniques.values())),
                 }
             )
             return

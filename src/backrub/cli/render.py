@@ -45,8 +45,9 @@ def verdict(v: Verdict) -> RenderableType:
         parts.append(Text(label, style="bold"))
         parts.append(Text(f"  {reason.change}"))
         parts.append(Text(f"  Why: {c.why}", style="dim"))
-        sources = "; ".join(s.name + (f" <{s.url}>" if s.url else "") for s in c.sources)
-        parts.append(Text(f"  Source: {sources}", style="dim"))
+        for source in c.sources:
+            link = f" — {source.url}" if source.url else ""
+            parts.append(Text(f"  Source: {source.name}{link}", style="dim"))
     if v.level == "clear":
         parts.append(Text("None of the conditions apply. Enjoy the massage."))
     return Panel(Group(*parts), title=VERDICT_TITLE[v.level], border_style=style, expand=False)
@@ -67,14 +68,17 @@ def plan(catalogue: Catalogue, p: Plan, *, checked: bool) -> RenderableType:
     table.add_column("firm", no_wrap=True)
     table.add_column("time", justify="right")
     table.add_column("what to do", ratio=1)
+    helped: set[str] = set()
     for s in p.steps:
-        cue = s.cue
+        # The breathing cue is part of every self-mode step; on paper it is said once, below.
+        cue = s.cue.replace(s.breath, "").strip()
         if s.check_in:
             cue += " ✋ Check in: ask how it feels."
-        if s.self_help:
+        if s.self_help and s.region not in helped:
+            helped.add(s.region)
             cue += f" (Can't reach? {s.self_help})"
         table.add_row(
-            str(s.index + 1),
+            str(s.position + 1),
             clock(s.start),
             Text(s.phase, style=PHASE_STYLE[s.phase]),
             catalogue.regions[s.region].name,
@@ -85,6 +89,8 @@ def plan(catalogue: Catalogue, p: Plan, *, checked: bool) -> RenderableType:
         )
     setup = Text("Before you start: " + " ".join(item.text for item in catalogue.setup))
     parts: list[RenderableType] = [head, setup, table]
+    if r.mode == "self":
+        parts.append(Text(f"Throughout: {catalogue.facts.breathing}", style="cyan"))
     if p.verdict.level == "caution":
         parts.append(verdict(p.verdict))
     if not checked:

@@ -7,10 +7,8 @@ one ``CatalogueError`` listing them all, so a bad data file is caught at start, 
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass
-from importlib import resources
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from backrub.core.errors import CatalogueError, UnknownCondition, UnknownRegion
 from backrub.core.models import (
@@ -39,8 +37,7 @@ CONTRAINDICATIONS = (
 )
 
 
-@dataclass(frozen=True)
-class Catalogue:
+class Catalogue(NamedTuple):
     regions: Mapping[str, Region]
     techniques: Mapping[str, Technique]
     conditions: Mapping[str, Condition]
@@ -78,8 +75,10 @@ class Catalogue:
 
 
 def read_packaged_files() -> dict[str, bytes]:
-    folder = resources.files("backrub.data")
-    return {name: folder.joinpath(name).read_bytes() for name in DATA_FILES}
+    # The package is installed as plain files (never zipped), so a path beside this module is
+    # enough; importlib.resources would add a tenth of the CLI's start-up time.
+    folder = Path(__file__).resolve().parent.parent / "data"
+    return {name: (folder / name).read_bytes() for name in DATA_FILES}
 
 
 def load_catalogue() -> Catalogue:
@@ -88,6 +87,8 @@ def load_catalogue() -> Catalogue:
 
 
 def parse_catalogue(files: Mapping[str, bytes]) -> Catalogue:
+    import tomllib  # only a cold load parses TOML; a warm start unpickles (catalogue_cache.py)
+
     raw: dict[str, Any] = {}
     problems: list[str] = []
     for name in DATA_FILES:
@@ -123,8 +124,18 @@ def parse_catalogue(files: Mapping[str, bytes]) -> Catalogue:
 
 def _validate_shapes(merged: dict[str, Any]) -> CatalogueData:
     # pydantic is imported here, not at module level: only a cold catalogue load pays for it.
+    from typing import Annotated
+
+    from annotated_types import Ge, Interval, Le
     from pydantic import TypeAdapter, ValidationError
 
+    # The range-carrying names the models' annotations use; pydantic resolves the annotations
+    # against this frame's namespace (see models.py for why they are not defined there).
+    Level = Annotated[int, Interval(ge=1, le=5)]  # noqa: F841
+    Unit = Annotated[float, Ge(0.0), Le(1.0)]  # noqa: F841
+    Seconds = Annotated[int, Ge(30)]  # noqa: F841
+    Tempo = Annotated[float, Interval(gt=0, le=120)]  # noqa: F841
+    Minutes = Annotated[int, Ge(1)]  # noqa: F841
     try:
         return TypeAdapter(CatalogueData).validate_python(merged)
     except ValidationError as exc:

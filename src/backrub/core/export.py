@@ -9,6 +9,17 @@ if TYPE_CHECKING:
     from backrub.core.models import Plan, Reason, Verdict
 
 
+def as_plain(value: Any) -> Any:
+    """A NamedTuple tree → dicts and lists, ready for JSON."""
+    if hasattr(value, "_asdict"):
+        return {k: as_plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, tuple | list):
+        return [as_plain(v) for v in value]
+    if isinstance(value, frozenset | set):
+        return sorted(as_plain(v) for v in value)
+    return value
+
+
 def reason_as_dict(reason: Reason) -> dict[str, Any]:
     c = reason.condition
     return {
@@ -48,7 +59,7 @@ def plan_as_dict(catalogue: Catalogue, plan: Plan) -> dict[str, Any]:
         "setup": [{"id": s.id, "text": s.text, "why": s.why} for s in catalogue.setup],
         "steps": [
             {
-                "index": s.index,
+                "index": s.position,
                 "phase": s.phase,
                 "region": s.region,
                 "region_name": catalogue.regions[s.region].name,

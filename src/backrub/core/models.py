@@ -1,17 +1,14 @@
-"""The frozen types backrub's core works with.
+"""The immutable types backrub's core works with.
 
-They are plain dataclasses, not pydantic models: building a pydantic model class costs tens of
-milliseconds at import, and the CLI's plan path must start fast. pydantic still validates the
-catalogue files into these very classes (see ``catalogue.py``); ``__pydantic_config__`` is read by
-pydantic there and ignored everywhere else.
+They are NamedTuples, not pydantic models or dataclasses: building a pydantic model class costs
+tens of milliseconds and a frozen dataclass about a millisecond, while the CLI's plan path must
+start fast. pydantic still validates the catalogue files into these very classes (see
+``catalogue.py``), and refuses keys a NamedTuple does not have.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Literal
-
-from annotated_types import Ge, Interval, Le
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 Phase = Literal["warm-up", "strokes", "focus", "finish"]
 PHASES: tuple[Phase, ...] = ("warm-up", "strokes", "focus", "finish")
@@ -23,34 +20,33 @@ MotionKind = Literal["circles", "glide", "knead", "press", "rake"]
 Direction = Literal["up", "down", "out", "in", "along", "still"]
 VerdictLevel = Literal["clear", "caution", "stop"]
 
-Level = Annotated[int, Interval(ge=1, le=5)]
-Unit = Annotated[float, Ge(0.0), Le(1.0)]
-Tension = Annotated[int, Interval(ge=0, le=10)]
-Seconds = Annotated[int, Ge(30)]
+if TYPE_CHECKING:
+    # At run time these names exist only where pydantic validates the catalogue
+    # (`catalogue._validate_shapes`), bound to their ranges: importing annotated_types here would
+    # cost a tenth of the CLI's start-up.
+    Level = int  # a pressure level, 1 to 5
+    Unit = float  # a coordinate in the back map's unit box, 0 to 1
+    Seconds = int  # a duration of at least 30 s
+    Tempo = float  # motion cycles per minute, above 0 and at most 120
+    Minutes = int  # at least 1
 
 PRESSURE_WORDS: dict[int, str] = {1: "feather", 2: "light", 3: "medium", 4: "firm", 5: "deep"}
 # `--pressure NAME` sets this ceiling (issue #2's contract).
 PRESSURE_CEILINGS: dict[str, int] = {"light": 2, "medium": 3, "firm": 4, "deep": 5}
 
-_FORBID = {"extra": "forbid"}
-
 
 # ---- catalogue: the knowledge, loaded from package data ------------------------------------
 
 
-@dataclass(frozen=True)
-class Source:
-    __pydantic_config__ = _FORBID
+class Source(NamedTuple):
     name: str
     # Only where a stable public address is known; a name alone still lets a person look it up.
     url: str | None = None
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(NamedTuple):
     """An area of the back, drawn in the back map's unit box (x left→right, y neck→hips)."""
 
-    __pydantic_config__ = _FORBID
     id: str
     name: str
     description: str
@@ -69,25 +65,21 @@ class Region:
     max_pressure: Level = 5
 
 
-@dataclass(frozen=True)
-class Motion:
+class Motion(NamedTuple):
     """How the hands move, for the animation and the terminal sketch.
 
     ``path`` is in unit coordinates relative to the target region's bounding box, so one technique
     draws correctly on every region it applies to.
     """
 
-    __pydantic_config__ = _FORBID
     kind: MotionKind
     path: tuple[tuple[Unit, Unit], ...]
     direction: Direction
     # Motion cycles per minute at medium pressure; firmer pressure is slower.
-    tempo: Annotated[float, Interval(gt=0, le=120)]
+    tempo: Tempo
 
 
-@dataclass(frozen=True)
-class Cues:
-    __pydantic_config__ = _FORBID
+class Cues(NamedTuple):
     # Said when the step starts; `{region}` is replaced by the region's name.
     start: str
     halfway: str
@@ -95,9 +87,7 @@ class Cues:
     check_in: str = "Ask: is the pressure right?"
 
 
-@dataclass(frozen=True)
-class Technique:
-    __pydantic_config__ = _FORBID
+class Technique(NamedTuple):
     id: str
     name: str
     summary: str
@@ -121,9 +111,7 @@ class Technique:
     start_position_partner: str | None = None
 
 
-@dataclass(frozen=True)
-class Condition:
-    __pydantic_config__ = _FORBID
+class Condition(NamedTuple):
     id: str
     label: str
     question: str
@@ -138,22 +126,18 @@ class Condition:
     avoid_tools: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class SetupItem:
-    __pydantic_config__ = _FORBID
+class SetupItem(NamedTuple):
     id: str
     text: str
     why: str
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """What the source guide states and the product honours."""
 
-    __pydantic_config__ = _FORBID
-    min_minutes: Annotated[int, Ge(1)]
-    max_minutes: Annotated[int, Ge(1)]
-    default_minutes: Annotated[int, Ge(1)]
+    min_minutes: Minutes
+    max_minutes: Minutes
+    default_minutes: Minutes
     frequency: str
     benefits: tuple[str, ...]
     rules: tuple[str, ...]
@@ -161,11 +145,9 @@ class Facts:
     default_focus: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class CatalogueData:
+class CatalogueData(NamedTuple):
     """The shape of the packaged data files, merged into one value."""
 
-    __pydantic_config__ = _FORBID
     regions: tuple[Region, ...]
     techniques: tuple[Technique, ...]
     conditions: tuple[Condition, ...]
@@ -176,24 +158,21 @@ class CatalogueData:
 # ---- safety ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One condition the person says applies; `region` names the area for an `avoid` one."""
 
     condition: str
     region: str | None = None
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     condition: Condition
     region: str | None
     # What it changes, in plain words: "Stops the session.", "Skips the lower back." …
     change: str
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     level: VerdictLevel
     reasons: tuple[Reason, ...] = ()
     pressure_cap: int | None = None
@@ -208,14 +187,12 @@ class Verdict:
 # ---- planning -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Focus:
+class Focus(NamedTuple):
     region: str
     tension: int = 7
 
 
-@dataclass(frozen=True)
-class PlanRequest:
+class PlanRequest(NamedTuple):
     mode: Mode = "self"
     minutes: int = 20
     focus: tuple[Focus, ...] = ()
@@ -224,9 +201,8 @@ class PlanRequest:
     oil: bool = True
 
 
-@dataclass(frozen=True)
-class Step:
-    index: int
+class Step(NamedTuple):
+    position: int  # 0-based; "index" in JSON (a NamedTuple cannot have a field named index)
     phase: Phase
     region: str
     technique: str
@@ -246,11 +222,10 @@ class Step:
     avoid: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     request: PlanRequest
     verdict: Verdict
-    steps: tuple[Step, ...] = field(default_factory=tuple)
+    steps: tuple[Step, ...] = ()
 
     @property
     def total_seconds(self) -> int:

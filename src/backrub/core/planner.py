@@ -14,8 +14,7 @@ The rules it keeps (tested as properties):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from backrub.core.errors import BadInput, OutOfRange, SafetyStop, UnknownRegion
 from backrub.core.models import (
@@ -53,8 +52,7 @@ END_LEVEL = 2
 STROKES_LEVEL = 3
 
 
-@dataclass(frozen=True)
-class _Slot:
+class _Slot(NamedTuple):
     """A step before its pressure is smoothed and its technique chosen."""
 
     phase: Phase
@@ -163,9 +161,11 @@ def _slots(
         target = min(ceiling, region.max_pressure)
         slots += [_Slot("focus", region, s, target, i) for i, s in enumerate(_split(share))]
     finish_parts = _split(finish)
+    # The last of several finishing steps is the lightest touch of all.
+    finish_levels = [END_LEVEL] * (len(finish_parts) - 1) + [1 if len(finish_parts) > 1 else 2]
     slots += [
-        _Slot("finish", whole, s, min(END_LEVEL if i < len(finish_parts) - 1 else 1, ceiling), i)
-        for i, s in enumerate(finish_parts)
+        _Slot("finish", whole, s, min(level, whole_cap), i)
+        for i, (s, level) in enumerate(zip(finish_parts, finish_levels, strict=True))
     ]
     return slots
 
@@ -240,14 +240,14 @@ def _make_step(
     if region.id == "whole-back" and verdict.avoid_regions:
         avoid = tuple(sorted(verdict.avoid_regions))
         names = " and the ".join(catalogue.regions[r].name for r in avoid)
-        cue += f" Keep your hands off the {names}."
+        cue += f" Keep your hands off the {names}: skip over it."
     self_help = None
     if request.mode == "self":
         if not region.reachable_alone:
             self_help = region.self_help
         cue += f" {breath}"
     return Step(
-        index=index,
+        position=index,
         phase=slot.phase,
         region=region.id,
         technique=technique.id,
