@@ -94,8 +94,15 @@ def make_app(catalogue: "Catalogue") -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     facts = catalogue.facts
+    effects = {
+        "contraindication": "stops the session",
+        "red-flag": "stops: see a doctor first",
+        "cap": "light pressure only",
+        "avoid": "skips that area",
+    }
     condition_list = "\n\n".join(
-        f"{c.id}{'=AREA' if c.effect == 'avoid' else ''} — {c.label} ({c.effect})"
+        f"{c.id}{'=AREA' if c.effect == 'avoid' else ''} — {c.label} "
+        f"({effects[c.kind if c.effect == 'stop' else c.effect]})"
         for c in catalogue.conditions.values()
     )
     has_help = "A condition that applies (repeatable): an id below, or ID=AREA for 'avoid' ones."
