@@ -24,6 +24,8 @@ class Settings:
     data_dir: Path
     # Where backrub keeps files it can rebuild (the validated catalogue).
     cache_dir: Path
+    # An SQLAlchemy URL; None means SQLite in `data_dir` (backrub.db).
+    database_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -33,4 +35,8 @@ class Settings:
 
         data_dir = env.get(f"{ENV_PREFIX}DATA_DIR") or platformdirs.user_data_dir("backrub")
         cache_dir = env.get(f"{ENV_PREFIX}CACHE_DIR") or platformdirs.user_cache_dir("backrub")
-        return cls(data_dir=Path(data_dir), cache_dir=Path(cache_dir))
+        return cls(
+            data_dir=Path(data_dir),
+            cache_dir=Path(cache_dir),
+            database_url=env.get(f"{ENV_PREFIX}DATABASE_URL") or None,
+        )

@@ -8,6 +8,7 @@ start fast. pydantic still validates the catalogue files into these very classes
 
 from __future__ import annotations
 
+from datetime import datetime  # noqa: TC003  (pydantic and pickle need it at run time)
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 Phase = Literal["warm-up", "strokes", "focus", "finish"]
@@ -230,3 +231,51 @@ class Plan(NamedTuple):
     @property
     def total_seconds(self) -> int:
         return sum(s.seconds for s in self.steps)
+
+
+# ---- history --------------------------------------------------------------------------------
+
+SessionStatus = Literal["active", "finished", "stopped"]
+FeedbackKind = Literal["good", "softer", "firmer", "tender"]
+FEEDBACK_KINDS: tuple[FeedbackKind, ...] = ("good", "softer", "firmer", "tender")
+
+
+class FeedbackEvent(NamedTuple):
+    """Something the receiver said during a session, at `at` seconds of active session time."""
+
+    kind: FeedbackKind
+    at: float
+    step: int
+    region: str
+
+
+class SessionRecord(NamedTuple):
+    """One session as the store keeps it. Times are timezone-aware UTC datetimes, read from the
+    wall clock by the adapter that saves them (the core never reads a clock)."""
+
+    id: str
+    started_at: datetime
+    mode: Mode
+    minutes_planned: int
+    seconds_done: int
+    status: SessionStatus
+    focus: tuple[Focus, ...]
+    # The safety verdict and only the ids that caused it — never the full answers.
+    verdict: VerdictLevel
+    verdict_conditions: tuple[str, ...]
+    tension_before: int | None = None
+    tension_after: int | None = None
+    note: str | None = None
+    # Regions the receiver marked tender: planned lighter next time.
+    tender: tuple[str, ...] = ()
+    feedback: tuple[FeedbackEvent, ...] = ()
+    ended_at: datetime | None = None
+
+
+class PlanHistory(NamedTuple):
+    """What the planner learns from past sessions (see insights.history_for_planning)."""
+
+    # Focus regions whose tension stayed high: they get more focus time.
+    high_regions: frozenset[str] = frozenset()
+    # Regions the receiver marked tender: planned lighter.
+    tender_regions: frozenset[str] = frozenset()
