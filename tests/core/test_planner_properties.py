@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from backrub.core.catalogue import Catalogue, load_catalogue
 from backrub.core.errors import SafetyStop
-from backrub.core.models import PHASES, Finding, Focus, Plan, PlanRequest, Verdict
+from backrub.core.models import PHASES, Finding, Focus, Plan, PlanHistory, PlanRequest, Verdict
 from backrub.core.planner import CHECK_IN_EVERY, build_plan
 from backrub.core.safety import assess
 
@@ -196,3 +196,25 @@ def test_any_stop_condition_yields_no_plan(request: PlanRequest, stop_id: str) -
 def test_catalogue_fixture_matches(catalogue: Catalogue) -> None:
     # The module-level catalogue is the shipped one (hypothesis needs it before fixtures exist).
     assert catalogue == CATALOGUE
+
+
+def _focus_seconds(plan: Plan, region: str) -> int:
+    return sum(s.seconds for s in plan.steps if s.phase == "focus" and s.region == region)
+
+
+@common
+@given(requests(), st.sampled_from(FOCUS_IDS), st.sampled_from(FOCUS_IDS))
+def test_history_gives_high_regions_time_and_tender_regions_a_light_touch(
+    request: PlanRequest, high: str, tender: str
+) -> None:
+    verdict = assess(CATALOGUE, [])
+    plain = build_plan(CATALOGUE, request, verdict)
+    history = PlanHistory(high_regions=frozenset({high}), tender_regions=frozenset({tender}))
+    learned = build_plan(CATALOGUE, request, verdict, history)
+    assert learned == build_plan(CATALOGUE, request, verdict, history)
+    assert learned.total_seconds == plain.total_seconds
+    if any(f.region == high for f in request.focus) and len(request.focus) > 1:
+        assert _focus_seconds(learned, high) >= _focus_seconds(plain, high)
+    for s in learned.steps:
+        if s.region == tender:
+            assert s.pressure <= 2

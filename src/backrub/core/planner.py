@@ -21,8 +21,10 @@ from backrub.core.models import (
     MODES,
     PRESSURE_WORDS,
     Focus,
+    Mode,
     Phase,
     Plan,
+    PlanHistory,
     PlanRequest,
     Region,
     Step,
@@ -50,6 +52,26 @@ TENSION_OFFSET = 1
 START_LEVEL = 2
 END_LEVEL = 2
 STROKES_LEVEL = 3
+# A region marked tender is kept at light pressure.
+TENDER_LEVEL = 2
+# How much tenser a region counts when its tension stayed high in past sessions.
+HIGH_TENSION_BOOST = 3
+
+
+class Rules(NamedTuple):
+    """What every step must respect. The live session keeps it to re-plan after feedback."""
+
+    mode: Mode
+    # The hard ceiling: the person's preference, lowered by a caution's cap. Never exceeded.
+    limit: int
+    avoid_regions: frozenset[str] = frozenset()
+    avoid_tools: frozenset[str] = frozenset()
+    # Regions to keep lighter (marked tender now or in past sessions): region → highest level.
+    region_caps: tuple[tuple[str, int], ...] = ()
+
+    def cap_for(self, region: Region) -> int:
+        caps = dict(self.region_caps)
+        return min(self.limit, region.max_pressure, caps.get(region.id, 5))
 
 
 class _Slot(NamedTuple):
@@ -58,9 +80,21 @@ class _Slot(NamedTuple):
     phase: Phase
     region: Region
     seconds: int
-    target: int
-    # Position among the slots of the same phase and region, to vary the technique.
+    # Position among the slots of the same phase and region (varies the technique), and how
+    # many there are.
     turn: int
+    of: int
+
+
+def rules_for(request: PlanRequest, verdict: Verdict, history: PlanHistory | None = None) -> Rules:
+    tender = sorted(history.tender_regions) if history else []
+    return Rules(
+        mode=request.mode,
+        limit=min(request.ceiling, verdict.pressure_cap or 5),
+        avoid_regions=verdict.avoid_regions,
+        avoid_tools=verdict.avoid_tools,
+        region_caps=tuple((r, TENDER_LEVEL) for r in tender),
+    )
 
 
 def validate_request(catalogue: Catalogue, request: PlanRequest) -> None:
@@ -83,40 +117,43 @@ def validate_request(catalogue: Catalogue, request: PlanRequest) -> None:
             raise OutOfRange(f"tension for {f.region}", f.tension, 0, 10)
 
 
-def build_plan(catalogue: Catalogue, request: PlanRequest, verdict: Verdict) -> Plan:
+def build_plan(
+    catalogue: Catalogue,
+    request: PlanRequest,
+    verdict: Verdict,
+    history: PlanHistory | None = None,
+) -> Plan:
     validate_request(catalogue, request)
     if verdict.level == "stop":
         raise SafetyStop(verdict, "The safety check says stop: no session can be planned.")
-    ceiling = min(request.ceiling, verdict.pressure_cap or 5)
-    slots = _slots(catalogue, request, verdict, ceiling)
-    levels = _smooth([s.target for s in slots])
-    steps: list[Step] = []
-    start = 0
-    last_check_in = 0
-    for index, (slot, level) in enumerate(zip(slots, levels, strict=True)):
-        technique = _choose_technique(catalogue, request, verdict, slot, level)
-        check_in = False
-        if request.mode == "partner":
-            rose = index > 0 and level > levels[index - 1]
-            # Flag this step if its end would otherwise leave more than 5 minutes unasked.
-            if rose or start + slot.seconds - last_check_in > CHECK_IN_EVERY:
-                check_in = True
-                last_check_in = start
-        steps.append(
-            _make_step(
-                catalogue,
-                request,
-                verdict,
-                slot=slot,
-                index=index,
-                start=start,
-                level=level,
-                technique=technique,
-                check_in=check_in,
-            )
-        )
-        start += slot.seconds
+    rules = rules_for(request, verdict, history)
+    slots = _slots(catalogue, request, verdict, history)
+    levels = _smooth([_target(s, rules) for s in slots])
+    steps = _assemble(catalogue, rules, slots, levels)
     return Plan(request=request, verdict=verdict, steps=tuple(steps))
+
+
+def replan(
+    catalogue: Catalogue,
+    rules: Rules,
+    steps: Sequence[Step],
+    *,
+    current: int,
+    level: int,
+    ceiling: int,
+) -> tuple[Step, ...]:
+    """Re-plan from step `current` on, which now runs at `level`, under a (lowered or raised)
+    `ceiling`: the rest rises by at most one level a step, stays within the rules and still ends
+    light. Earlier steps, and every step's time, are kept."""
+    ceiling = min(ceiling, rules.limit)
+    slots = _slots_of(catalogue, steps)
+    rest = slots[current:]
+    targets = [min(_target(s, rules), ceiling) for s in rest]
+    targets[0] = level
+    levels = [*(s.pressure for s in steps[:current]), *_smooth(targets, fixed_first=True)]
+    return tuple(steps[:current]) + tuple(
+        _assemble(catalogue, rules, slots, levels, first=current, before=steps[:current])
+    )
 
 
 def focus_regions(
@@ -136,7 +173,7 @@ def focus_regions(
 
 
 def _slots(
-    catalogue: Catalogue, request: PlanRequest, verdict: Verdict, ceiling: int
+    catalogue: Catalogue, request: PlanRequest, verdict: Verdict, history: PlanHistory | None
 ) -> list[_Slot]:
     total = request.minutes * 60
     warm = round(total * WARM_UP_SHARE)
@@ -144,30 +181,90 @@ def _slots(
     finish = round(total * FINISH_SHARE)
     focus_total = total - warm - strokes - finish
     whole = catalogue.regions["whole-back"]
-    whole_cap = min(ceiling, whole.max_pressure)
-
-    slots = [
-        _Slot("warm-up", whole, s, min(1 + i, START_LEVEL, whole_cap), i)
-        for i, s in enumerate(_split(warm))
-    ]
-    slots += [
-        _Slot("strokes", whole, s, min(STROKES_LEVEL, whole_cap), i)
-        for i, s in enumerate(_split(strokes))
-    ]
+    slots = _phase_slots("warm-up", whole, _split(warm))
+    slots += _phase_slots("strokes", whole, _split(strokes))
     focus = focus_regions(catalogue, request, verdict)
-    shares = _share_by_tension(focus_total, [f.tension for f in focus])
-    for f, share in zip(focus, shares, strict=True):
-        region = catalogue.regions[f.region]
-        target = min(ceiling, region.max_pressure)
-        slots += [_Slot("focus", region, s, target, i) for i, s in enumerate(_split(share))]
-    finish_parts = _split(finish)
-    # The last of several finishing steps is the lightest touch of all.
-    finish_levels = [END_LEVEL] * (len(finish_parts) - 1) + [1 if len(finish_parts) > 1 else 2]
-    slots += [
-        _Slot("finish", whole, s, min(level, whole_cap), i)
-        for i, (s, level) in enumerate(zip(finish_parts, finish_levels, strict=True))
+    high = history.high_regions if history else frozenset()
+    # A region whose tension stayed high last time counts as tenser now, so it gets more time.
+    tensions = [
+        min(10, f.tension + HIGH_TENSION_BOOST) if f.region in high else f.tension for f in focus
     ]
+    for f, share in zip(focus, _share_by_tension(focus_total, tensions), strict=True):
+        slots += _phase_slots("focus", catalogue.regions[f.region], _split(share))
+    slots += _phase_slots("finish", whole, _split(finish))
     return slots
+
+
+def _phase_slots(phase: Phase, region: Region, parts: list[int]) -> list[_Slot]:
+    return [_Slot(phase, region, s, i, len(parts)) for i, s in enumerate(parts)]
+
+
+def _slots_of(catalogue: Catalogue, steps: Sequence[Step]) -> list[_Slot]:
+    """The slots a plan's steps were built from (to re-plan them)."""
+    groups: dict[tuple[str, str], int] = {}
+    for s in steps:
+        groups[(s.phase, s.region)] = groups.get((s.phase, s.region), 0) + 1
+    seen: dict[tuple[str, str], int] = {}
+    slots = []
+    for s in steps:
+        key = (s.phase, s.region)
+        turn = seen.get(key, 0)
+        seen[key] = turn + 1
+        slots.append(_Slot(s.phase, catalogue.regions[s.region], s.seconds, turn, groups[key]))
+    return slots
+
+
+def _target(slot: _Slot, rules: Rules) -> int:
+    """The pressure a slot aims for before smoothing."""
+    cap = rules.cap_for(slot.region)
+    if slot.phase == "warm-up":
+        return min(1 + slot.turn, START_LEVEL, cap)
+    if slot.phase == "strokes":
+        return min(STROKES_LEVEL, cap)
+    if slot.phase == "finish":
+        # The last of several finishing steps is the lightest touch of all.
+        last_of_many = slot.of > 1 and slot.turn == slot.of - 1
+        return min(1 if last_of_many else END_LEVEL, cap)
+    return cap
+
+
+def _assemble(
+    catalogue: Catalogue,
+    rules: Rules,
+    slots: Sequence[_Slot],
+    levels: Sequence[int],
+    *,
+    first: int = 0,
+    before: Sequence[Step] = (),
+) -> list[Step]:
+    """Steps for slots[first:], choosing techniques and placing check-ins."""
+    start = sum(s.seconds for s in slots[:first])
+    last_check_in = max((s.start for s in before if s.check_in), default=0)
+    steps = []
+    for index in range(first, len(slots)):
+        slot, level = slots[index], levels[index]
+        check_in = False
+        if rules.mode == "partner":
+            rose = index > 0 and level > levels[index - 1]
+            # Flag this step if its end would otherwise leave more than 5 minutes unasked.
+            if rose or start + slot.seconds - last_check_in > CHECK_IN_EVERY:
+                check_in = True
+                last_check_in = start
+        technique = _choose_technique(catalogue, rules, slot, level)
+        steps.append(
+            _make_step(
+                catalogue,
+                rules,
+                slot=slot,
+                index=index,
+                start=start,
+                level=level,
+                technique=technique,
+                check_in=check_in,
+            )
+        )
+        start += slot.seconds
+    return steps
 
 
 def _split(total: int) -> list[int]:
@@ -193,26 +290,28 @@ def _share_by_tension(total: int, tensions: Sequence[int]) -> list[int]:
     return [FOCUS_BASE + s for s in shares]
 
 
-def _smooth(targets: Sequence[int]) -> list[int]:
-    """Rise and fall by at most one level per step, starting and ending light."""
+def _smooth(targets: Sequence[int], *, fixed_first: bool = False) -> list[int]:
+    """Rise and fall by at most one level per step, starting and ending light.
+
+    With `fixed_first` the first level is kept as it is (the step running now, re-planned);
+    only what follows it is smoothed."""
     levels = list(targets)
-    levels[0] = min(levels[0], START_LEVEL)
+    if not fixed_first:
+        levels[0] = min(levels[0], START_LEVEL)
     for i in range(1, len(levels)):
         levels[i] = min(levels[i], levels[i - 1] + 1)
     levels[-1] = min(levels[-1], END_LEVEL)
-    for i in range(len(levels) - 2, -1, -1):
+    for i in range(len(levels) - 2, 0 if fixed_first else -1, -1):
         levels[i] = min(levels[i], levels[i + 1] + 1)
     return levels
 
 
-def _choose_technique(
-    catalogue: Catalogue, request: PlanRequest, verdict: Verdict, slot: _Slot, level: int
-) -> Technique:
+def _choose_technique(catalogue: Catalogue, rules: Rules, slot: _Slot, level: int) -> Technique:
     candidates = catalogue.techniques_for(
         phase=slot.phase,
-        mode=request.mode,
+        mode=rules.mode,
         region=slot.region.id,
-        avoid_tools=verdict.avoid_tools,
+        avoid_tools=rules.avoid_tools,
     )
     fitting = [t for t in candidates if t.pressure[0] <= level <= t.pressure[1]]
     # The catalogue's coverage check guarantees a fit; fall back to any candidate regardless.
@@ -222,8 +321,7 @@ def _choose_technique(
 
 def _make_step(
     catalogue: Catalogue,
-    request: PlanRequest,
-    verdict: Verdict,
+    rules: Rules,
     *,
     slot: _Slot,
     index: int,
@@ -237,12 +335,12 @@ def _make_step(
     cue = technique.cues.start.format(region=region.name).rstrip()
     cue += f" {PRESSURE_WORDS[level].capitalize()} pressure."
     avoid: tuple[str, ...] = ()
-    if region.id == "whole-back" and verdict.avoid_regions:
-        avoid = tuple(sorted(verdict.avoid_regions))
+    if region.id == "whole-back" and rules.avoid_regions:
+        avoid = tuple(sorted(rules.avoid_regions))
         names = " and the ".join(catalogue.regions[r].name for r in avoid)
         cue += f" Keep your hands off the {names}: skip over it."
     self_help = None
-    if request.mode == "self":
+    if rules.mode == "self":
         if not region.reachable_alone:
             self_help = region.self_help
         cue += f" {breath}"
