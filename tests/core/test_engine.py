@@ -45,6 +45,8 @@ def run_to_end(
     """Tick until the finish cue; return (state, [(active time delivered, cue)])."""
     delivered = []
     for _ in range(100_000):
+        if "finish" in state.fired:
+            return state, delivered
         state, cues = engine.due(state, clock.now())
         delivered += [(engine.active_time(state, clock.now()), c) for c in cues]
         if any(c.kind == "finish" for c in cues):

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from backrub.core.catalogue import Catalogue
 
 DEFAULT_TENSION = 7
+MAX_SPEED = 1000
 
 
 def parse_focus(catalogue: Catalogue, texts: Sequence[str]) -> tuple[Focus, ...]:
@@ -47,6 +48,28 @@ def parse_whole(name: str, text: str, low: int, high: int) -> int:
         return int(text)
     except ValueError:
         raise BadInput(f"{name} must be a whole number {low} to {high} (got {text!r}).") from None
+
+
+def parse_tension(text: str, name: str) -> int:
+    """A 0–10 answer to "how tense is your back?"."""
+    return _in_range(name, text, 0, 10)
+
+
+def parse_speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = -1.0
+    if not 0 < speed <= MAX_SPEED:
+        raise BadInput(f"--speed must be a number above 0 and at most {MAX_SPEED} (got {text!r}).")
+    return speed
+
+
+def _in_range(name: str, text: str, low: int, high: int) -> int:
+    value = parse_whole(name, text, low, high)
+    if not low <= value <= high:
+        raise OutOfRange(name, value, low, high)
+    return value
 
 
 def parse_pressure(text: str) -> int:

@@ -6,59 +6,35 @@ Rich and the renderers are imported only by commands that draw something, so tha
 `backrub plan --json` starts fast (measured in bench/cli_start.py).
 """
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from backrub import __version__
 from backrub.catalogue_cache import cached_catalogue
+from backrub.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_STOP,
+    HasOpt,
+    JsonOpt,
+    NoneOpt,
+    emit_json,
+    fail,
+    reported,
+    show,
+)
 from backrub.cli.inputs import parse_findings, parse_focus, parse_pressure, parse_whole
 from backrub.config import Settings
-from backrub.core.errors import BackrubError, BadInput, SafetyStop
+from backrub.core.errors import BackrubError, BadInput
 from backrub.core.export import as_plain, plan_as_dict, verdict_as_dict
 from backrub.core.models import PlanRequest, Verdict
 from backrub.core.planner import build_plan
 from backrub.core.safety import assess, parse_finding
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
-
     from backrub.core.catalogue import Catalogue
     from backrub.core.models import Finding
-
-EXIT_BAD_INPUT = 2
-EXIT_STOP = 3
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    sys.stderr.write(f"Error: {message}\n")
-    raise typer.Exit(code)
-
-
-@contextmanager
-def reported() -> Iterator[None]:
-    """Turn backrub's errors into one line and an exit code (2 bad input, 3 safety stop)."""
-    try:
-        yield
-    except SafetyStop as stop:
-        # Callers print the verdict before planning; this is the last line of defence.
-        fail(stop.message, EXIT_STOP)
-    except BackrubError as error:
-        fail(error.message)
-
-
-def show(renderable: "RenderableType") -> None:
-    from rich.console import Console
-
-    Console(highlight=False).print(renderable)
-
-
-def emit_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def ask_safety_questions(catalogue: "Catalogue") -> "list[Finding]":
@@ -105,15 +81,10 @@ def make_app(catalogue: "Catalogue") -> typer.Typer:
         f"({effects[c.kind if c.effect == 'stop' else c.effect]})"
         for c in catalogue.conditions.values()
     )
-    has_help = "A condition that applies (repeatable): an id below, or ID=AREA for 'avoid' ones."
     focus_help = (
         f"REGION=TENSION (0–10; REGION alone means 7), repeatable. Regions: "
         f"{', '.join(catalogue.focus_region_ids)}."
     )
-
-    HasOpt = Annotated[list[str] | None, typer.Option("--has", help=has_help, metavar="ID")]
-    NoneOpt = Annotated[bool, typer.Option("--none", help="None of the conditions apply.")]
-    JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
     def version_callback(value: bool) -> None:
         if value:
@@ -224,6 +195,9 @@ def make_app(catalogue: "Catalogue") -> typer.Typer:
         else:
             show(render.library(catalogue))
 
+    from backrub.cli import session_commands
+
+    session_commands.register(app, catalogue)
     return app
 
 

@@ -1,0 +1,140 @@
+"""The database tables. Only the store reads them; everything else gets core types.
+
+A change here needs a new Alembic revision in `migrations/versions/` (the tests compare the two).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
+
+# Named constraints, so Alembic's batch mode can rebuild SQLite tables in later revisions.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+OWNER_MAX = 200
+REGION_MAX = 100
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime in, an aware UTC datetime out, on every backend.
+
+    PostgreSQL keeps the instant (`timestamptz`); SQLite keeps only text without an offset, so
+    values are written as UTC and read back with UTC attached.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError("backrub stores only timezone-aware datetimes")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SessionRow(Base):
+    """One massage session. Safety answers are not kept: only the verdict and the ids behind it."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Whose session it is; every query is scoped to one owner.
+    owner: Mapped[str] = mapped_column(String(OWNER_MAX))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16))
+    minutes_planned: Mapped[int] = mapped_column(Integer)
+    seconds_done: Mapped[int] = mapped_column(Integer)
+    # The sequence number of the last progress save applied; older saves are ignored.
+    progress_seq: Mapped[int] = mapped_column(Integer)
+    focus: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    verdict: Mapped[str] = mapped_column(String(16))
+    verdict_conditions: Mapped[list[str]] = mapped_column(JSON)
+    tension_before: Mapped[int | None] = mapped_column(Integer)
+    tension_after: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    tender: Mapped[list[str]] = mapped_column(JSON)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # Owner first: every query filters by owner, most then order by start.
+        Index("ix_sessions_owner_started_at", "owner", "started_at"),
+        CheckConstraint("status IN ('active', 'finished', 'stopped')", name="status"),
+        CheckConstraint("mode IN ('self', 'partner')", name="mode"),
+        # A `stop` verdict never starts a session.
+        CheckConstraint("verdict IN ('clear', 'caution')", name="verdict"),
+        CheckConstraint("minutes_planned >= 1", name="minutes_planned"),
+        CheckConstraint("seconds_done >= 0", name="seconds_done"),
+        CheckConstraint("progress_seq >= 0", name="progress_seq"),
+        CheckConstraint(
+            "tension_before IS NULL OR (tension_before >= 0 AND tension_before <= 10)",
+            name="tension_before",
+        ),
+        CheckConstraint(
+            "tension_after IS NULL OR (tension_after >= 0 AND tension_after <= 10)",
+            name="tension_after",
+        ),
+        CheckConstraint("status = 'active' OR ended_at IS NOT NULL", name="ended"),
+    )
+
+
+class FeedbackRow(Base):
+    """Something the receiver said during a session ("softer", "tender", …)."""
+
+    __tablename__ = "feedback_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    # Seconds of active session time.
+    at: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(Integer)
+    region: Mapped[str] = mapped_column(String(REGION_MAX))
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('good', 'softer', 'firmer', 'tender')", name="kind"),
+        CheckConstraint("at >= 0", name="at"),
+        CheckConstraint("step >= 0", name="step"),
+    )

@@ -1,0 +1,139 @@
+"""Real databases for the store tests: a fresh SQLite file per test, and a PostgreSQL database of
+this test run's own on 127.0.0.1:5432, emptied before each test and dropped at the end.
+
+PostgreSQL tests are never skipped: when the server is down they fail and say how to start it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import OperationalError
+
+from backrub.config import Settings
+from backrub.core.models import Focus
+from backrub.store import SessionStore, open_store
+from backrub.store.tables import FeedbackRow, SessionRow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from sqlalchemy import Connection
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+BACKENDS = ["sqlite", "postgresql"]
+START = datetime(2025, 3, 1, 19, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test run's own, dropped when the run ends."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"backrub_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError as exc:
+        admin.dispose()
+        reason = str(exc.orig).strip().splitlines()[0]
+        pytest.fail(
+            f"PostgreSQL does not answer at {PG_ADMIN_URL} ({reason}). `make test` starts it; "
+            "by hand: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            pytrace=False,
+        )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a new SQLite file, or the run's PostgreSQL database with no tables."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/backrub.db"
+    url: str = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", database_url=db_url)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[SessionStore]:
+    opened = open_store(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def other(store: SessionStore) -> SessionStore:
+    """Someone else's store on the same database."""
+    return SessionStore(store.engine, owner="someone-else")
+
+
+def session_values(**overrides: Any) -> dict[str, Any]:
+    """What `SessionStore.create` takes, with every field set to something other than a default."""
+    values: dict[str, Any] = {
+        "started_at": START,
+        "mode": "partner",
+        "minutes_planned": 30,
+        "focus": (Focus("upper-back", 8), Focus("lower-back", 5)),
+        "verdict": "caution",
+        "verdict_conditions": ("sunburn",),
+        "tension_before": 7,
+        "plan": {"minutes": 30, "steps": [{"index": 0, "pressure": 2, "seconds": 120}]},
+        "state": {"step": 0, "elapsed": 0.0, "paused": False, "tender": []},
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+def values() -> Callable[..., dict[str, Any]]:
+    return session_values
+
+
+@pytest.fixture
+def new_session(store: SessionStore) -> Callable[..., str]:
+    """Create a session in `store` (or the store given as `into=`) and return its id."""
+
+    def make(into: SessionStore | None = None, **overrides: Any) -> str:
+        return (into or store).create(**session_values(**overrides))
+
+    return make
+
+
+def row_counts(conn: Connection, owner: str | None = None) -> tuple[int, int]:
+    """Sessions and feedback events stored, for one owner or for everyone."""
+    sessions = select(func.count()).select_from(SessionRow)
+    events = select(func.count()).select_from(FeedbackRow).join(SessionRow)
+    if owner is not None:
+        sessions = sessions.where(SessionRow.owner == owner)
+        events = events.where(SessionRow.owner == owner)
+    return conn.execute(sessions).scalar_one(), conn.execute(events).scalar_one()
+
+
+@pytest.fixture
+def counts(store: SessionStore) -> Callable[..., tuple[int, int]]:
+    def count(owner: str | None = None) -> tuple[int, int]:
+        with store.engine.connect() as conn:
+            return row_counts(conn, owner)
+
+    return count
