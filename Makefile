@@ -1,9 +1,10 @@
 # The two commands a new machine needs: `make run` starts backrub, `make test` runs everything.
+# `make run ARGS="plan --minutes 30"` runs any other backrub command.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-ARGS ?= plan
+ARGS ?= start
 
 .PHONY: run test lint types unit bench docs clean
 
@@ -26,6 +27,7 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
+	./scripts/ensure-postgres
 	$(BIN)/python -m pytest
 
 test: lint types unit
@@ -33,6 +35,8 @@ test: lint types unit
 bench: $(STAMP)
 	$(BIN)/python bench/plan_speed.py
 	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/cue_timing.py
+	$(BIN)/python bench/stats_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

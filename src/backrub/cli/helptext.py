@@ -8,7 +8,18 @@ from backrub.catalogue_cache import cached_catalogue
 from backrub.cli.main import make_app
 from backrub.config import Settings
 
-COMMANDS = ((), ("check",), ("plan",), ("techniques",))
+COMMANDS = (
+    (),
+    ("check",),
+    ("plan",),
+    ("techniques",),
+    ("start",),
+    ("history",),
+    ("stats",),
+    ("remind",),
+    ("export",),
+    ("forget",),
+)
 WIDTH = 100
 
 

@@ -64,9 +64,20 @@ class Speaker:
         )
 
     def stop(self) -> None:
-        if self.current is not None and self.current.poll() is None:
-            self.current.terminate()
+        if self.current is not None:
+            if self.current.poll() is None:
+                self.current.terminate()
+            self.current.wait()
         self.current = None
+
+    def finish(self, timeout: float = 15.0) -> None:
+        """Let the last words be said (the session's goodbye), then stop."""
+        if self.current is not None:
+            try:
+                self.current.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.stop()
 
 
 class Saver(Protocol):
@@ -195,7 +206,7 @@ def run_plain(
     try:
         while True:
             for said in session.tick():
-                at = int(engine.active_time(session.state, session.clock.now()))
+                at = round(said.cue.at)
                 line = f"[{at // 60:2d}:{at % 60:02d}] {said.text}"
                 if said.cue.kind == "step":
                     step = session.state.steps[said.cue.step]

@@ -169,6 +169,8 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
                 catalogue=catalogue, state=state, clock=clock, save=save, speaker=speaker
             )
             _play(live)
+            if speaker is not None:
+                speaker.finish()
             if not live.finished:
                 typer.echo("Paused here. Continue any time with: backrub start --resume")
                 return
@@ -214,7 +216,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
                 ", ".join(catalogue.regions[f.region].name for f in r.focus) or "guide's default"
             )
             status = {"active": "unfinished", "stopped": "stopped early", "finished": ""}[r.status]
-            done = f"{r.seconds_done // 60} of {r.minutes_planned}"
+            done = f"{r.seconds_done // 60}:{r.seconds_done % 60:02d} of {r.minutes_planned}:00"
             table.add_row(when, r.mode, done, tension, focus, status)
         show(table)
 
