@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -15,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
-    for field in dataclasses.fields(Settings):
-        assert f"`{ENV_PREFIX}{field.name.upper()}`" in readme, field.name
+    for field in Settings._fields:
+        assert f"`{ENV_PREFIX}{field.upper()}`" in readme, field
 
 
 def test_settings_read_the_environment(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """backrub's settings, read from BACKRUB_* environment variables.
 
-A plain dataclass rather than pydantic-settings: building a pydantic model costs more start-up
+A NamedTuple rather than pydantic-settings: building a pydantic model costs more start-up
 time than the whole `backrub plan` command may take. Every field is documented in the README
 (a test checks).
 """
@@ -8,9 +8,8 @@ time than the whole `backrub plan` command may take. Every field is documented i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -18,8 +17,7 @@ if TYPE_CHECKING:
 ENV_PREFIX = "BACKRUB_"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     # Where backrub keeps its database and other user data.
     data_dir: Path
     # Where backrub keeps files it can rebuild (the validated catalogue).

@@ -61,7 +61,14 @@ def ask_safety_questions(catalogue: "Catalogue") -> "list[Finding]":
     return findings
 
 
-def make_app(catalogue: "Catalogue") -> typer.Typer:
+# Commands defined in this module; the others live in session_commands.
+PLANNING_COMMANDS = frozenset({"check", "plan", "techniques"})
+
+
+def make_app(catalogue: "Catalogue", *, planning_only: bool = False) -> typer.Typer:
+    """The whole CLI. `planning_only` leaves out the session commands: `main` asks for that when
+    one of this module's commands is run, so that `backrub plan` starts fast (their options and
+    imports cost about a tenth of its start-up)."""
     app = typer.Typer(
         name="backrub",
         help="Coaches you through a back massage at home — your own back or a partner's.",
@@ -195,9 +202,10 @@ def make_app(catalogue: "Catalogue") -> typer.Typer:
         else:
             show(render.library(catalogue))
 
-    from backrub.cli import session_commands
+    if not planning_only:
+        from backrub.cli import session_commands
 
-    session_commands.register(app, catalogue)
+        session_commands.register(app, catalogue)
     return app
 
 
@@ -216,4 +224,5 @@ def main() -> None:
     except BackrubError as error:
         sys.stderr.write(f"Error: {error.message}\n")
         raise SystemExit(EXIT_BAD_INPUT) from None
-    make_app(catalogue)()
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    make_app(catalogue, planning_only=command in PLANNING_COMMANDS)()

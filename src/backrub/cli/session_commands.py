@@ -22,12 +22,11 @@ from backrub.cli.inputs import (
     parse_whole,
 )
 from backrub.config import Settings
-from backrub.core import engine
-from backrub.core.export import plan_as_dict
 from backrub.core.models import PlanRequest
 
 if TYPE_CHECKING:
     from backrub.cli.live import LiveSession
+    from backrub.core import engine
     from backrub.core.catalogue import Catalogue
     from backrub.core.models import FeedbackEvent, SessionRecord
     from backrub.store import SessionStore
@@ -103,6 +102,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
         t tender spot · g good · q stop (what you did is saved).
         """
         from backrub.cli.live import LiveSession, ScaledClock, Speaker
+        from backrub.core import engine
 
         with reported():
             # Every flag is checked before anything is asked or saved.
@@ -150,7 +150,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
                         "No text-to-speech engine found (install espeak-ng): running silent."
                     )
 
-            def save(state: engine.LiveState, now: float, event: "FeedbackEvent | None") -> None:
+            def save(state: "engine.LiveState", now: float, event: "FeedbackEvent | None") -> None:
                 data = engine.state_as_dict(state, now)
                 done = int(engine.position(state, now).elapsed)
                 if event is None:
@@ -354,10 +354,12 @@ def _begin(
     tension_before: int | None,
     yes: bool,
     clock: Any,
-) -> tuple[str, engine.LiveState]:
+) -> "tuple[str, engine.LiveState]":
     """Safety check, set-up, tension before, plan: a new session, saved before it starts."""
     from backrub.cli import render
     from backrub.cli.main import ask_safety_questions
+    from backrub.core import engine
+    from backrub.core.export import plan_as_dict
     from backrub.core.insights import history_for_planning
     from backrub.core.planner import build_plan, rules_for
     from backrub.core.safety import assess
