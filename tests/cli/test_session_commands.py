@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -219,3 +220,31 @@ def test_resume_with_nothing_to_resume(catalogue: Catalogue, data_dir: Path) -> 
     code, _, err = run(catalogue, "start", "--resume", "--yes")
     assert code == 2
     assert "There is no unfinished session to resume" in err
+
+
+def test_a_bad_database_url_is_one_sentence(
+    catalogue: Catalogue, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKRUB_DATABASE_URL", "not a url at all")
+    code, out, err = run(catalogue, "history")
+    assert code == 2
+    assert err.startswith("Error: BACKRUB_DATABASE_URL is not a database URL backrub can use")
+    assert "Traceback" not in err and out == ""
+
+
+def test_a_database_from_a_newer_backrub_is_refused_and_kept(
+    catalogue: Catalogue, data_dir: Path
+) -> None:
+    code, _, err = run(
+        catalogue, "start", "--none", "--before", "5", "--after", "1", "--yes", *FAST
+    )
+    assert code == 0, err
+    database = data_dir / "backrub.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    code, _, err = run(catalogue, "history")
+    assert code == 2
+    assert "This database was written by a newer backrub" in err
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("9999",)
