@@ -266,3 +266,11 @@ def test_techniques_json_has_full_cards(catalogue: Catalogue) -> None:
     assert card["motion"]["kind"] in {"circles", "glide", "knead", "press", "rake"}
     assert card["cues"]["start"]
     assert {r["id"] for r in data["regions"]} >= {"shoulders", "whole-back"}
+
+
+def test_plan_help_names_every_focus_region(catalogue: Catalogue) -> None:
+    code, out, _ = run(catalogue, "plan", "--help")
+    assert code == 0
+    flat = " ".join(out.replace("│", " ").split())
+    for region in catalogue.focus_region_ids:
+        assert region in flat

@@ -30,6 +30,20 @@ HasOpt = Annotated[
 ]
 NoneOpt = Annotated[bool, typer.Option("--none", help="None of the conditions apply.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+# The options that describe a session, shared by `plan` and `start`. Minutes is text so that a
+# bad value gets backrub's own sentence ("minutes must be 15 to 60"), not Click's.
+MinutesOpt = Annotated[str, typer.Option(help="Session length in minutes.", metavar="15-60")]
+ModeOpt = Annotated[str, typer.Option(help="self or partner.")]
+FocusOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="REGION=TENSION (0–10; REGION alone means 7), repeatable. Regions: shoulders, "
+        "shoulder-blades, between-shoulder-blades, mid-back, sides-of-spine, lower-back.",
+        metavar="REGION=TENSION",
+    ),
+]
+PressureOpt = Annotated[str, typer.Option(help="Highest pressure: light, medium, firm or deep.")]
+OilOpt = Annotated[bool, typer.Option(help="Massage oil or lotion at hand.")]
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from backrub.core.errors import BadInput, OutOfRange
-from backrub.core.models import PRESSURE_CEILINGS, Finding, Focus
+from backrub.core.models import PRESSURE_CEILINGS, Finding, Focus, PlanRequest
+from backrub.core.planner import validate_request
 from backrub.core.safety import parse_finding
 
 if TYPE_CHECKING:
@@ -79,6 +80,22 @@ def parse_pressure(text: str) -> int:
         raise BadInput(
             f"pressure must be one of: {', '.join(PRESSURE_CEILINGS)} (got {text!r})."
         ) from None
+
+
+def parse_request(
+    catalogue: Catalogue, *, minutes: str, mode: str, focus: Sequence[str], pressure: str, oil: bool
+) -> PlanRequest:
+    """The session options as the planner takes them, every one checked."""
+    facts = catalogue.facts
+    request = PlanRequest(
+        mode=mode,  # type: ignore[arg-type]  # checked just below
+        minutes=parse_whole("minutes", minutes, facts.min_minutes, facts.max_minutes),
+        focus=parse_focus(catalogue, focus),
+        ceiling=parse_pressure(pressure),
+        oil=oil,
+    )
+    validate_request(catalogue, request)
+    return request
 
 
 def parse_findings(catalogue: Catalogue, has: Sequence[str], none: bool) -> list[Finding]:

@@ -16,19 +16,24 @@ from backrub.catalogue_cache import cached_catalogue
 from backrub.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_STOP,
+    FocusOpt,
     HasOpt,
     JsonOpt,
+    MinutesOpt,
+    ModeOpt,
     NoneOpt,
+    OilOpt,
+    PressureOpt,
     emit_json,
     fail,
     reported,
     show,
 )
-from backrub.cli.inputs import parse_findings, parse_focus, parse_pressure, parse_whole
+from backrub.cli.inputs import parse_findings, parse_request
 from backrub.config import Settings
 from backrub.core.errors import BackrubError, BadInput
 from backrub.core.export import as_plain, plan_as_dict, verdict_as_dict
-from backrub.core.models import PlanRequest, Verdict
+from backrub.core.models import Verdict
 from backrub.core.planner import build_plan
 from backrub.core.safety import assess, parse_finding
 
@@ -88,10 +93,6 @@ def make_app(catalogue: "Catalogue", *, planning_only: bool = False) -> typer.Ty
         f"({effects[c.kind if c.effect == 'stop' else c.effect]})"
         for c in catalogue.conditions.values()
     )
-    focus_help = (
-        f"REGION=TENSION (0–10; REGION alone means 7), repeatable. Regions: "
-        f"{', '.join(catalogue.focus_region_ids)}."
-    )
 
     def version_callback(value: bool) -> None:
         if value:
@@ -127,17 +128,11 @@ def make_app(catalogue: "Catalogue", *, planning_only: bool = False) -> typer.Ty
 
     @app.command()
     def plan(
-        minutes: Annotated[
-            str, typer.Option(help="Session length in minutes.", metavar="15-60")
-        ] = str(catalogue.facts.default_minutes),
-        mode: Annotated[str, typer.Option(help="self or partner.")] = "self",
-        focus: Annotated[
-            list[str] | None, typer.Option(help=focus_help, metavar="REGION=TENSION")
-        ] = None,
-        pressure: Annotated[
-            str, typer.Option(help="Highest pressure: light, medium, firm or deep.")
-        ] = "medium",
-        oil: Annotated[bool, typer.Option(help="Massage oil or lotion at hand.")] = True,
+        minutes: MinutesOpt = str(facts.default_minutes),
+        mode: ModeOpt = "self",
+        focus: FocusOpt = None,
+        pressure: PressureOpt = "medium",
+        oil: OilOpt = True,
         has: HasOpt = None,
         none: NoneOpt = False,
         json_out: JsonOpt = False,
@@ -148,11 +143,12 @@ def make_app(catalogue: "Catalogue", *, planning_only: bool = False) -> typer.Ty
         """
         with reported():
             findings = parse_findings(catalogue, has or [], none)
-            request = PlanRequest(
-                mode=mode,  # type: ignore[arg-type]  # validated by the planner
-                minutes=parse_whole("minutes", minutes, facts.min_minutes, facts.max_minutes),
-                focus=parse_focus(catalogue, focus or []),
-                ceiling=parse_pressure(pressure),
+            request = parse_request(
+                catalogue,
+                minutes=minutes,
+                mode=mode,
+                focus=focus or [],
+                pressure=pressure,
                 oil=oil,
             )
             result = assess(catalogue, findings)

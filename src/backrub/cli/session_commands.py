@@ -12,11 +12,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from backrub.cli.common import EXIT_STOP, HasOpt, JsonOpt, NoneOpt, emit_json, fail, reported, show
+from backrub.cli.common import (
+    EXIT_STOP,
+    FocusOpt,
+    HasOpt,
+    JsonOpt,
+    MinutesOpt,
+    ModeOpt,
+    NoneOpt,
+    OilOpt,
+    PressureOpt,
+    emit_json,
+    fail,
+    reported,
+    show,
+)
 from backrub.cli.inputs import (
     parse_findings,
-    parse_focus,
-    parse_pressure,
+    parse_request,
     parse_speed,
     parse_tension,
     parse_whole,
@@ -64,18 +77,11 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
 
     @app.command()
     def start(
-        minutes: Annotated[
-            str, typer.Option(help="Session length in minutes.", metavar="15-60")
-        ] = str(facts.default_minutes),
-        mode: Annotated[str, typer.Option(help="self or partner.")] = "self",
-        focus: Annotated[
-            list[str] | None,
-            typer.Option(help="REGION=TENSION (0–10), repeatable.", metavar="REGION=TENSION"),
-        ] = None,
-        pressure: Annotated[
-            str, typer.Option(help="Highest pressure: light, medium, firm or deep.")
-        ] = "medium",
-        oil: Annotated[bool, typer.Option(help="Massage oil or lotion at hand.")] = True,
+        minutes: MinutesOpt = str(facts.default_minutes),
+        mode: ModeOpt = "self",
+        focus: FocusOpt = None,
+        pressure: PressureOpt = "medium",
+        oil: OilOpt = True,
         has: HasOpt = None,
         none: NoneOpt = False,
         before: Annotated[
@@ -111,16 +117,14 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
             if after is not None:
                 parse_tension(after, "--after")
             findings = parse_findings(catalogue, has or [], none)
-            request = PlanRequest(
-                mode=mode,  # type: ignore[arg-type]  # validated by the planner
-                minutes=parse_whole("minutes", minutes, facts.min_minutes, facts.max_minutes),
-                focus=parse_focus(catalogue, focus or []),
-                ceiling=parse_pressure(pressure),
+            request = parse_request(
+                catalogue,
+                minutes=minutes,
+                mode=mode,
+                focus=focus or [],
+                pressure=pressure,
                 oil=oil,
             )
-            from backrub.core.planner import validate_request
-
-            validate_request(catalogue, request)
             store = open_local_store()
             clock = ScaledClock(clock_speed)
             if resume:
