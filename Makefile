@@ -28,6 +28,7 @@ types: $(STAMP)
 
 unit: $(STAMP)
 	./scripts/ensure-postgres
+	./scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 test: lint types unit
