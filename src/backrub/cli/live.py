@@ -141,12 +141,13 @@ class LiveSession:
         now = self.clock.now()
         self.state, cues = engine.due(self.state, now)
         said = [Said(c, self._text(c)) for c in cues]
-        if any(c.kind in ("step", "finish") for c in cues):
-            self._save(now, None)
-        if any(c.kind == "check-in" for c in cues):
-            self.check_in_until = engine.active_time(self.state, now) + 30
+        # Speak before saving: the save (a few ms) must not make the cue late.
         if said and self.speaker:
             self.speaker.say(" ".join(s.text for s in said))
+        if any(c.kind == "check-in" for c in cues):
+            self.check_in_until = engine.active_time(self.state, now) + 30
+        if any(c.kind in ("step", "finish") for c in cues):
+            self._save(now, None)
         return said
 
     def checking_in(self) -> bool:
