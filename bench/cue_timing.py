@@ -4,13 +4,14 @@ A schedule of cues every 0.5 s for 60 s runs through the real engine (`backrub.c
 the real terminal player (`backrub.cli.live.run_plain` with `LiveSession`, `ScaledClock` at speed
 1, i.e. the steady `time.monotonic` clock, sleeping `_time_to_next_cue` between ticks), saving
 progress at every step boundary into a fresh SQLite store exactly as `backrub start` does — the
-save runs inside `tick()`, before the cue is given, so its time counts. The schedule: a real
+save runs in `settle()`, after the cue is given, but before the next tick, so a slow save still
+delays the cues after it. The schedule: a real
 plan's first step copied 60 times with `seconds=1` (self mode, no check-ins), so the engine gives
 a step cue on each whole second and the step's halfway cue on each half second, plus the finish
 cue: 121 cues, 0.5 s apart. (Steps of 0.5 s would put cues 0.25 s apart, halfway cues included.)
 The saved state holds all 60 steps, more than a real plan's 10–27, so each save is a little
-larger than in a real session. Backrub's cues are also shown split: step cues (each given after
-a save) and halfway cues (no save); `--no-save` leaves the saves out.
+larger than in a real session. Backrub's cues are also shown split: step cues (each followed by
+a save) and halfway cues; `--no-save` leaves the saves out.
 
 The baseline, measured in the same run for the same length: `for each cue: time.sleep(0.5);
 fire`, which accumulates every oversleep. Lateness = (steady-clock time the cue was given −
@@ -164,7 +165,7 @@ def main() -> None:
     naive_p99 = summary("naive sleep loop", naive, seconds)
     real_p99 = summary(f"backrub ({what})", real, seconds)
     kinds = {c.at: c.kind for c in engine.schedule(state)}
-    saved = "" if args.no_save else ", each after a progress save"
+    saved = "" if args.no_save else ", each followed by a progress save"
     for kind, why in (("step", saved), ("halfway", "")):
         ms = [late * 1000 for at, late in real if kinds[at] == kind]
         print(f"  {kind} cues{why}: p50 {statistics.median(ms):.2f}, max {max(ms):.2f}")

@@ -109,6 +109,7 @@ class LiveSession:
         self.message = ""
         self.check_in_until: float | None = None
         self.stopped_early = False
+        self.unsaved = False
 
     # -- reading --
 
@@ -141,14 +142,21 @@ class LiveSession:
         now = self.clock.now()
         self.state, cues = engine.due(self.state, now)
         said = [Said(c, self._text(c)) for c in cues]
-        # Speak before saving: the save (a few ms) must not make the cue late.
         if said and self.speaker:
             self.speaker.say(" ".join(s.text for s in said))
         if any(c.kind == "check-in" for c in cues):
             self.check_in_until = engine.active_time(self.state, now) + 30
         if any(c.kind in ("step", "finish") for c in cues):
-            self._save(now, None)
+            # Saved by `settle`, once the player has shown the cue: a save takes a few
+            # milliseconds, which must not make the cue late.
+            self.unsaved = True
         return said
+
+    def settle(self) -> None:
+        """Save the step boundary that `tick` crossed, if any."""
+        if self.unsaved:
+            self.unsaved = False
+            self._save(self.clock.now(), None)
 
     def checking_in(self) -> bool:
         if self.check_in_until is None:
@@ -186,6 +194,7 @@ class LiveSession:
             self.speaker.stop()
 
     def _save(self, now: float, event: FeedbackEvent | None) -> None:
+        self.unsaved = False
         self.state = self.state._replace(seq=self.state.seq + 1)
         self.save(self.state, now, event)
 
@@ -213,6 +222,7 @@ def run_plain(
                     step = session.state.steps[said.cue.step]
                     line += f"  ({session.describe(step)})"
                 write(line)
+            session.settle()
             if session.finished:
                 return
             sleep(_time_to_next_cue(session))

@@ -82,6 +82,7 @@ class Player(App[None]):
     def tick(self) -> None:
         self.session.tick()
         self.refresh_view()
+        self.session.settle()
         if self.session.finished:
             self.exit()
 
