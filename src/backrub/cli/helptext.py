@@ -19,6 +19,7 @@ COMMANDS = (
     ("remind",),
     ("export",),
     ("forget",),
+    ("serve",),
 )
 WIDTH = 100
 

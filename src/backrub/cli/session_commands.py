@@ -6,7 +6,7 @@ No `from __future__ import annotations` here: Typer reads the option annotations
 
 import json
 import sys
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -35,7 +35,9 @@ from backrub.cli.inputs import (
     parse_whole,
 )
 from backrub.config import Settings
+from backrub.core.export import record_as_dict, stats_as_dict
 from backrub.core.models import PlanRequest
+from backrub.localtime import local_zone
 
 if TYPE_CHECKING:
     from backrub.cli.live import LiveSession
@@ -53,12 +55,6 @@ def open_local_store() -> "SessionStore":
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def local_zone() -> tzinfo:
-    """The person's own time zone: days, weeks and streaks follow their clock, not UTC."""
-    zone = datetime.now().astimezone().tzinfo
-    return zone or UTC
 
 
 def ask_tension(question: str, given: str | None, flag: str) -> int:
@@ -203,7 +199,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
             count = parse_whole("limit", limit, 1, 100_000)
             records = open_local_store().sessions(newest_first=True, limit=count)
         if json_out:
-            emit_json({"sessions": [_record_as_dict(r) for r in records]})
+            emit_json({"sessions": [record_as_dict(r) for r in records]})
             return
         if not records:
             typer.echo("No sessions yet. Start one with: backrub start")
@@ -235,7 +231,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
             records = open_local_store().sessions(newest_first=False)
         result = compute_stats(records, today=date.today(), tz=local_zone())  # noqa: DTZ011
         if json_out:
-            emit_json(_stats_as_dict(result))
+            emit_json(stats_as_dict(result))
             return
         if result.sessions == 0:
             typer.echo("No sessions yet. Start one with: backrub start")
@@ -422,27 +418,6 @@ def _goodbye(record: "SessionRecord") -> None:
 
 def _num(value: int | None) -> str:
     return "–" if value is None else str(value)
-
-
-def _record_as_dict(r: "SessionRecord") -> dict[str, Any]:
-    from backrub.core.export import as_plain
-
-    data: dict[str, Any] = as_plain(r)
-    data["started_at"] = r.started_at.isoformat()
-    data["ended_at"] = r.ended_at.isoformat() if r.ended_at else None
-    return data
-
-
-def _stats_as_dict(result: Any) -> dict[str, Any]:
-    from backrub.core.export import as_plain
-
-    data: dict[str, Any] = as_plain(result)
-    data["next_session"] = result.next_session.isoformat() if result.next_session else None
-    data["trend"] = [
-        {"day": p.day.isoformat(), "before": p.before, "after": p.after} for p in result.trend
-    ]
-    data["per_month"] = [{"month": m, "sessions": c} for m, c in result.per_month]
-    return data
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from backrub.core.catalogue import Catalogue
-    from backrub.core.models import Plan, Reason, Verdict
+    from backrub.core.insights import Stats
+    from backrub.core.models import Plan, Reason, SessionRecord, Verdict
 
 
 def as_plain(value: Any) -> Any:
-    """A NamedTuple tree → dicts and lists, ready for JSON."""
+    """A NamedTuple tree → dicts and lists, ready for JSON (dates as ISO 8601 text)."""
+    if isinstance(value, date):
+        return value.isoformat()
     if hasattr(value, "_asdict"):
         return {k: as_plain(v) for k, v in value._asdict().items()}
     if isinstance(value, tuple | list):
@@ -79,3 +83,19 @@ def plan_as_dict(catalogue: Catalogue, plan: Plan) -> dict[str, Any]:
             for s in plan.steps
         ],
     }
+
+
+def record_as_dict(record: SessionRecord) -> dict[str, Any]:
+    """A stored session, as an item of `backrub history --json`."""
+    data: dict[str, Any] = as_plain(record)
+    return data
+
+
+def stats_as_dict(result: Stats) -> dict[str, Any]:
+    """As `backrub stats --json`."""
+    data: dict[str, Any] = as_plain(result)
+    data["trend"] = [
+        {"day": p.day.isoformat(), "before": p.before, "after": p.after} for p in result.trend
+    ]
+    data["per_month"] = [{"month": m, "sessions": c} for m, c in result.per_month]
+    return data

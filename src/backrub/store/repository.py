@@ -213,6 +213,13 @@ class SessionStore:
             result = conn.execute(delete(SessionRow).where(SessionRow.owner == self.owner))
             return result.rowcount
 
+    def delete(self, session_id: str) -> None:
+        """Delete one session of this owner, with its feedback (NoSuchSession otherwise)."""
+        with transaction(self.engine, write=True) as conn:
+            self._lock(conn, session_id)
+            conn.execute(delete(FeedbackRow).where(FeedbackRow.session_id == session_id))
+            conn.execute(delete(SessionRow).where(self._mine(session_id)))
+
     # ---- reading ------------------------------------------------------------------------
 
     def get(self, session_id: str) -> SessionRecord:

@@ -1,0 +1,156 @@
+"""The JSON API under /api/v1 that the pages use (docs/web.md is the contract).
+
+Thin: each route validates its input (schemas.py), calls a service (sessions.py, history.py) or
+the core, and answers with plain data. Errors are turned into sentences by errors.py.
+
+No `from __future__ import annotations` here: FastAPI reads the route annotations at run time.
+"""
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from backrub.core.export import plan_as_dict, record_as_dict, verdict_as_dict
+from backrub.web import history, sessions
+from backrub.web.deps import CatalogueDep, RuntimeDep, StoreDep
+from backrub.web.schemas import (
+    Deleted,
+    ErrorOut,
+    EventAnswer,
+    EventBody,
+    FinishBody,
+    PlanBody,
+    ReminderQuery,
+    SafetyBody,
+    SessionBody,
+    SessionList,
+    SessionView,
+    StopOut,
+    VerdictOut,
+)
+
+PREFIX = "/api/v1"
+JSON = "application/json"
+
+router = APIRouter(
+    prefix=PREFIX,
+    responses={
+        403: {"model": ErrorOut, "description": "Missing CSRF token, or another site's request"},
+        422: {"model": ErrorOut, "description": "The input is not allowed; the sentence says why"},
+    },
+)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such session for this profile"}
+}
+STOPPED: dict[int | str, dict[str, Any]] = {
+    409: {"model": StopOut, "description": "The safety check says stop"}
+}
+ENDED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "The session has already ended"}
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.get("/catalogue", responses={200: {"content": {JSON: {}}}})
+async def get_catalogue(rt: RuntimeDep) -> Response:
+    """Regions (with their shapes on the back map), techniques (with their motion), the safety
+    questions, the set-up checklist, the guide's facts, and the pressure words."""
+    return Response(rt.catalogue_json, media_type=JSON)
+
+
+@router.post("/safety", response_model=VerdictOut)
+async def check_safety(body: SafetyBody, catalogue: CatalogueDep) -> dict[str, Any]:
+    """The verdict on what applies: clear, caution (what changes) or stop (why)."""
+    return verdict_as_dict(sessions.verdict_for(catalogue, body.findings))
+
+
+@router.post("/plans", response_model=dict[str, Any], responses=STOPPED)
+def make_plan(body: PlanBody, catalogue: CatalogueDep, store: StoreDep) -> dict[str, Any]:
+    """The plan a session would follow (as `backrub plan --json`); none for a stop verdict."""
+    plan, _ = sessions.make_plan(catalogue, store, body)
+    return plan_as_dict(catalogue, plan)
+
+
+@router.post("/sessions", status_code=201, response_model=SessionView, responses=STOPPED)
+def create_session(body: SessionBody, catalogue: CatalogueDep, store: StoreDep) -> dict[str, Any]:
+    """Plan and save a new session, ready to play; refused for a stop verdict."""
+    return sessions.view(sessions.create(catalogue, store, body, now=_now()))
+
+
+@router.get("/sessions", response_model=SessionList)
+def list_sessions(store: StoreDep) -> dict[str, Any]:
+    """Every session of this profile, newest first."""
+    return {"sessions": [record_as_dict(r) for r in store.sessions(newest_first=True)]}
+
+
+@router.get("/sessions/{session_id}", response_model=SessionView, responses=NOT_FOUND)
+def get_session(session_id: str, store: StoreDep) -> dict[str, Any]:
+    """A session as the player resumes it: where it was, paused."""
+    return sessions.view(sessions.load(store, session_id))
+
+
+@router.post("/sessions/{session_id}/events", response_model=EventAnswer, responses={**NOT_FOUND})
+def post_event(
+    session_id: str, body: EventBody, catalogue: CatalogueDep, store: StoreDep
+) -> dict[str, Any]:
+    """Apply one of the player's events at the active time it happened; answer with the new
+    timeline. An event not newer than the saved state is ignored (`accepted: false`)."""
+    outcome = sessions.apply_event(catalogue, store, session_id, body)
+    return {**sessions.view(outcome.live), "accepted": outcome.accepted, "message": outcome.message}
+
+
+@router.post(
+    "/sessions/{session_id}/finish",
+    response_model=SessionView,
+    responses={**NOT_FOUND, **ENDED},
+)
+def finish_session(session_id: str, body: FinishBody, store: StoreDep) -> dict[str, Any]:
+    """End the session, finished or stopped early, with the tension after."""
+    return sessions.view(sessions.finish(store, session_id, body, now=_now()))
+
+
+@router.get("/stats", response_model=dict[str, Any])
+def get_stats(store: StoreDep) -> dict[str, Any]:
+    """What helps, the trend, the streak and the next session (as `backrub stats --json`)."""
+    return history.stats(store)
+
+
+@router.get("/export", responses={200: {"content": {JSON: {}}}})
+def export_data(store: StoreDep) -> Response:
+    """Everything stored about this profile, as `backrub export` writes it."""
+    text = json.dumps(store.export(), indent=2, ensure_ascii=False) + "\n"
+    return Response(
+        text.encode(),
+        media_type=JSON,
+        headers={"Content-Disposition": 'attachment; filename="backrub-export.json"'},
+    )
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses=NOT_FOUND)
+def delete_session(session_id: str, store: StoreDep) -> Response:
+    """Delete one session and everything about it."""
+    store.delete(session_id)
+    return Response(status_code=204)
+
+
+@router.delete("/data", response_model=Deleted)
+def delete_data(store: StoreDep) -> dict[str, Any]:
+    """Delete every session of this profile and everything about them."""
+    return {"deleted": store.forget()}
+
+
+@router.get("/reminders.ics", responses={200: {"content": {"text/calendar": {}}}})
+def get_reminders(
+    query: Annotated[ReminderQuery, Query()], catalogue: CatalogueDep, store: StoreDep
+) -> Response:
+    """Recurring calendar reminders (.ics), from the suggested next session on."""
+    return Response(
+        history.reminders(catalogue, store, query),
+        media_type="text/calendar",
+        headers={"Content-Disposition": 'attachment; filename="backrub.ics"'},
+    )

@@ -1,0 +1,97 @@
+"""`create_app(settings)`: the web app. Nothing is built at import.
+
+The catalogue is loaded (and validated) when the app is made, so a bad data file is an error at
+start; the database is opened by the app's lifespan — once per app, migrated if behind — and each
+request gets a store scoped to its owner on that one engine.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from backrub import __version__
+from backrub.catalogue_cache import cached_catalogue
+from backrub.core.errors import BadInput
+from backrub.store import open_store
+from backrub.web import api, errors, pages
+from backrub.web.deps import Runtime
+from backrub.web.security import LOOPBACK_HOSTS, SecurityMiddleware
+from backrub.web.views import catalogue_as_dict
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+
+    from backrub.config import Settings
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+MAX_SPEED = 1000
+# The largest body a page sends is an event with the cue ids of a long session.
+MAX_BODY = 64 * 1024
+
+
+def create_app(
+    settings: Settings,
+    *,
+    speed: float = 1.0,
+    hosts: Iterable[str] = (),
+    templates_dir: Path | None = None,
+    static_dir: Path | None = None,
+) -> FastAPI:
+    """The web app for `settings`' database.
+
+    `speed` makes the player's clock run faster (demonstrations, browser tests); `hosts` adds
+    names the server is reached by to the loopback ones; the folders default to the package's.
+    """
+    if not 0 < speed <= MAX_SPEED:
+        raise BadInput(f"speed must be above 0 and at most {MAX_SPEED} (got {speed}).")
+    catalogue = cached_catalogue(settings.cache_dir)
+    static = static_dir or STATIC
+    runtime = Runtime(
+        settings=settings,
+        catalogue=catalogue,
+        catalogue_json=json.dumps(catalogue_as_dict(catalogue), ensure_ascii=False).encode(),
+        speed=float(speed),
+        templates=Jinja2Templates(directory=templates_dir or TEMPLATES),
+        static_dir=static,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        store = await run_in_threadpool(open_store, settings)
+        runtime.engine = store.engine
+        try:
+            yield
+        finally:
+            runtime.engine = None
+            store.close()
+
+    app = FastAPI(
+        title="backrub",
+        summary="Coaches a back massage at home, safely, step by step.",
+        version=__version__,
+        openapi_url=f"{api.PREFIX}/openapi.json",
+        # The interactive docs would load their scripts from a CDN; the schema is enough.
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.backrub = runtime
+    # On the router, inside the security middleware, so a body sent in chunks is cut off with
+    # its headers; a Content-Length over the limit is refused in JSON before (security.py).
+    app.include_router(api.router, max_body_size=MAX_BODY)
+    app.include_router(pages.router)
+    # check_dir=False: the folder is looked for when a file is asked for, not at start.
+    app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
+    errors.install(app, pages.error_page, pages.bare_page)
+    app.add_middleware(SecurityMiddleware, hosts=(*LOOPBACK_HOSTS, *hosts), max_body=MAX_BODY)
+    return app

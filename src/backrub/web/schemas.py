@@ -1,0 +1,239 @@
+"""What the API takes and gives, as pydantic models kept apart from the core's types.
+
+Request bodies are strict (`"20"` is not a number, `1` is not `true`) and refuse unknown fields,
+so a page's mistake is a clear 422 rather than a guess. Which regions and conditions exist is the
+catalogue's business: the service checks those ids, and the core says what is allowed.
+"""
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from backrub.core.models import FeedbackKind, Mode, SessionStatus, VerdictLevel
+
+# The store keeps sequence numbers in a 32-bit column.
+MAX_SEQ = 2**31 - 1
+# A day of active time: far beyond 60 minutes and every "one more minute", still a real number.
+MAX_ACTIVE = 86_400.0
+MAX_ID = 100
+NOTE_MAX = 2000
+MAX_FINDINGS = 100
+MAX_FOCUS = 20
+MAX_FIRED = 5000
+
+CUE_ID = re.compile(r"(?:step|half|check):[0-9]{1,4}|finish")
+TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):[0-5][0-9]")
+
+
+class Sentence(ValueError):
+    """A whole sentence from a model's own check: errors.py reports it as it is."""
+
+
+def _cue_id(value: str) -> str:
+    if not CUE_ID.fullmatch(value):
+        raise ValueError("must be a cue id: step:N, half:N, check:N or finish")
+    return value
+
+
+def _time_of_day(value: str) -> str:
+    if not TIME_OF_DAY.fullmatch(value.strip()):
+        raise ValueError("must be a time of day as HH:MM, 00:00 to 23:59")
+    return value.strip()
+
+
+def _plain_text(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must be plain text")
+    return value
+
+
+Tension = Annotated[int, Field(ge=0, le=10)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+CueId = Annotated[
+    str,
+    Field(max_length=20, json_schema_extra={"pattern": CUE_ID.pattern}),
+    AfterValidator(_cue_id),
+]
+Active = Annotated[float, Field(ge=0, le=MAX_ACTIVE, allow_inf_nan=False)]
+Pressure = Literal["light", "medium", "firm", "deep"]
+EventKind = Literal["progress", "pause", "resume", "skip", "extend", "feedback"]
+Every = Literal["auto", "weekly", "fortnightly", "monthly"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# ---- requests -------------------------------------------------------------------------------
+
+
+class FindingIn(Body):
+    condition: Id
+    # Only for an "avoid" condition: the area of the back it affects.
+    region: Id | None = None
+
+
+class SafetyBody(Body):
+    findings: list[FindingIn] = Field(default_factory=list, max_length=MAX_FINDINGS)
+
+
+class FocusIn(Body):
+    region: Id
+    tension: Tension
+
+
+class PlanBody(Body):
+    mode: Mode = "self"
+    minutes: int = Field(default=20, ge=15, le=60)
+    focus: list[FocusIn] = Field(default_factory=list, max_length=MAX_FOCUS)
+    pressure: Pressure = "medium"
+    oil: bool = True
+    findings: list[FindingIn] = Field(default_factory=list, max_length=MAX_FINDINGS)
+
+
+class SessionBody(PlanBody):
+    tension_before: Tension
+
+
+class EventBody(Body):
+    kind: EventKind
+    # Seconds of active session time at which it happened, by the page's clock.
+    active: Active
+    seq: int = Field(ge=1, le=MAX_SEQ)
+    feedback: FeedbackKind | None = None
+    # Cues the page has given since the session started (or since its last event).
+    fired: list[CueId] = Field(default_factory=list, max_length=MAX_FIRED)
+
+    @model_validator(mode="after")
+    def _feedback_goes_with_its_kind(self) -> "EventBody":
+        if self.kind == "feedback" and self.feedback is None:
+            raise Sentence(
+                "A feedback event needs feedback: 'good', 'softer', 'firmer' or 'tender'."
+            )
+        if self.kind != "feedback" and self.feedback is not None:
+            raise Sentence(f"feedback goes only with kind 'feedback' (got kind {self.kind!r}).")
+        return self
+
+
+class FinishBody(Body):
+    active: Active
+    tension_after: Tension
+    note: Annotated[str | None, Field(max_length=NOTE_MAX), AfterValidator(_plain_text)] = None
+    # True when the session ends before its time is up.
+    stopped: bool
+
+
+class ReminderQuery(BaseModel):
+    # Query strings are text: numbers are parsed from them, so this one is not strict.
+    model_config = ConfigDict(extra="forbid")
+
+    every: Every = "auto"
+    at: Annotated[
+        str,
+        Field(max_length=5, json_schema_extra={"pattern": TIME_OF_DAY.pattern}),
+        AfterValidator(_time_of_day),
+    ] = "19:30"
+    minutes: int | None = Field(default=None, ge=15, le=60)
+
+
+# ---- answers --------------------------------------------------------------------------------
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+class SourceOut(BaseModel):
+    name: str
+    url: str | None
+
+
+class ReasonOut(BaseModel):
+    condition: str
+    label: str
+    kind: str
+    effect: str
+    region: str | None
+    change: str
+    why: str
+    advice: str
+    sources: list[SourceOut]
+
+
+class VerdictOut(BaseModel):
+    verdict: VerdictLevel
+    see_doctor: bool
+    reasons: list[ReasonOut]
+    pressure_cap: int | None
+    avoid_regions: list[str]
+    avoid_tools: list[str]
+
+
+class StopOut(ErrorOut):
+    safety: VerdictOut
+
+
+class FocusOut(BaseModel):
+    region: str
+    tension: int
+
+
+class FeedbackOut(BaseModel):
+    kind: FeedbackKind
+    at: float
+    step: int
+    region: str
+
+
+class RecordOut(BaseModel):
+    id: str
+    started_at: str
+    mode: Mode
+    minutes_planned: int
+    seconds_done: int
+    status: SessionStatus
+    focus: list[FocusOut]
+    verdict: VerdictLevel
+    verdict_conditions: list[str]
+    tension_before: int | None
+    tension_after: int | None
+    note: str | None
+    tender: list[str]
+    feedback: list[FeedbackOut]
+    ended_at: str | None
+
+
+class CueOut(BaseModel):
+    id: str
+    kind: Literal["step", "halfway", "check-in", "finish"]
+    at: float
+    step: int
+    text: str
+
+
+class SessionView(BaseModel):
+    id: str
+    record: RecordOut
+    # As `backrub plan --json`, when the session was created.
+    plan: dict[str, Any]
+    # The engine's saved state (`engine.state_as_dict`).
+    state: dict[str, Any]
+    cues: list[CueOut]
+    durations: list[float]
+    total: float
+    active: float
+
+
+class EventAnswer(SessionView):
+    accepted: bool
+    # What to say after feedback ("Softer: light pressure now."); None for other events.
+    message: str | None
+
+
+class SessionList(BaseModel):
+    sessions: list[RecordOut]
+
+
+class Deleted(BaseModel):
+    deleted: int

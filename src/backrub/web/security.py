@@ -1,0 +1,144 @@
+"""The headers every response carries, and the checks every request passes before any route.
+
+- **Host**: only the names this server is reached by on this computer (127.0.0.1, localhost,
+  ::1, and the address it was started on). A web page elsewhere cannot point a name of its own at
+  127.0.0.1 (DNS rebinding) and so read or change the local profile.
+- **CSRF**: a state-changing request must echo the `backrub_csrf` cookie in `X-CSRF-Token`
+  (double submit; the cookie is `SameSite=Strict`), and an `Origin`, when sent, must be ours.
+- **Headers**: a strict Content-Security-Policy (no inline scripts or styles), `nosniff`,
+  no referrer; API answers are health data, so they are never cached.
+
+A plain ASGI middleware rather than `BaseHTTPMiddleware`: it adds nothing per request but the
+checks themselves (the player's API calls are measured in bench/).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import TYPE_CHECKING
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import cookie_parser
+from starlette.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CSRF_COOKIE = "backrub_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+API_PREFIX = "/api/"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self' blob:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+# secrets.token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+FOREIGN_HOST = "This server answers only to {hosts}; open it by one of those addresses."
+TOO_LARGE = "The request body is too large: at most {kib} KiB."
+FOREIGN_ORIGIN = "Requests from another site are refused; use backrub's own pages."
+UNSIGNED = (
+    "The request lacks the page's CSRF token (the X-CSRF-Token header must equal the "
+    "backrub_csrf cookie); reload the page and try again."
+)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def usable_token(value: str | None) -> bool:
+    return value is not None and _TOKEN.fullmatch(value) is not None
+
+
+def add_security_headers(headers: MutableHeaders, path: str) -> None:
+    for name, value in SECURITY_HEADERS:
+        headers[name] = value
+    if path.startswith(API_PREFIX) and "cache-control" not in headers:
+        headers["Cache-Control"] = "no-store"
+
+
+def secured(response: Response, path: str) -> Response:
+    """The same headers on a response made outside the middleware (a server error)."""
+    add_security_headers(response.headers, path)
+    return response
+
+
+def host_name(header: str) -> str | None:
+    """`127.0.0.1:8000` → `127.0.0.1`, `[::1]:8000` → `::1`; None when it is not a host."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        rest = value[end + 1 :]
+        if end < 0 or (rest and not re.fullmatch(r":[0-9]{1,5}", rest)):
+            return None
+        return value[1:end]
+    name, _, port = value.partition(":")
+    if not name or (port and not port.isdigit()) or ":" in port:
+        return None
+    return name
+
+
+class SecurityMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, hosts: Iterable[str] = LOOPBACK_HOSTS, max_body: int | None = None
+    ) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.hosts = frozenset(h.strip("[]").lower() for h in hosts)
+        self.hosts_text = ", ".join(sorted(self.hosts))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                add_security_headers(MutableHeaders(scope=message), path)
+            await send(message)
+
+        problem = self.refusal(scope)
+        if problem is not None:
+            status, sentence = problem
+            await JSONResponse({"error": sentence}, status)(scope, receive, send_secured)
+            return
+        await self.app(scope, receive, send_secured)
+
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        if host is None or host_name(host) not in self.hosts:
+            return 400, FOREIGN_HOST.format(hosts=self.hosts_text)
+        if scope["method"] in SAFE_METHODS:
+            return None
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() != f"{scope['scheme']}://{host}".lower():
+            return 403, FOREIGN_ORIGIN
+        cookie = cookie_parser(headers.get("cookie", "")).get(CSRF_COOKIE)
+        token = headers.get(CSRF_HEADER)
+        if (
+            not usable_token(cookie)
+            or token is None
+            or not secrets.compare_digest(token.encode(), str(cookie).encode())
+        ):
+            return 403, UNSIGNED
+        length = headers.get("content-length", "")
+        if self.max_body is not None and length.isdigit() and int(length) > self.max_body:
+            # The routes' own limit also stops a body sent in chunks; this one answers in JSON.
+            return 413, TOO_LARGE.format(kib=self.max_body // 1024)
+        return None

@@ -1,0 +1,214 @@
+"""The web app in process (`TestClient` on `create_app(settings)`) against real databases: a fresh
+SQLite file per test, and a PostgreSQL database of this test run's own on 127.0.0.1:5432, emptied
+before each test and dropped at the end. PostgreSQL tests are never skipped.
+
+Pages render stub templates from a temporary folder that print their context, so these tests
+check what the server hands the templates; the real templates have tests of their own.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import StarletteDeprecationWarning
+
+from backrub.config import Settings
+from backrub.web import create_app
+
+with warnings.catch_warnings():
+    # Starlette would rather have httpx2; the httpx pinned for the tests works the same.
+    warnings.filterwarnings("ignore", "Using `httpx`", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
+    from pathlib import Path
+
+    from fastapi import FastAPI
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+BACKENDS = ["sqlite", "postgresql"]
+BASE_URL = "http://127.0.0.1:8000"
+PAGES = ("index", "safety", "map", "plan", "play", "history")
+# Each stub page prints what the template author relies on, one `name=value` a line.
+STUB = """\
+page={{ page }}
+speed={{ speed }}
+regions={{ catalogue.regions|length }}
+shapes={{ catalogue.regions['shoulders'].shapes|length }}
+facts={{ facts.min_minutes }}-{{ facts.max_minutes }}
+setup={{ setup|length }}
+conditions={{ conditions|map(attribute='id')|join(',') }}
+pressure={{ pressure_words[1] }},{{ pressure_words[5] }}
+session={{ session_id|default('-') }}
+static={{ url_for('static', path='app.js') }}
+"""
+ERROR_STUB = "error {{ status }}: {{ message }} ({{ page }})\n"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test run's own, dropped when the run ends."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"backrub_webtest_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError as exc:
+        admin.dispose()
+        reason = str(exc.orig).strip().splitlines()[0]
+        pytest.fail(
+            f"PostgreSQL does not answer at {PG_ADMIN_URL} ({reason}). `make test` starts it; "
+            "by hand: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            pytrace=False,
+        )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def empty_postgres(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a new SQLite file, or the run's PostgreSQL database with no tables."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/backrub.db"
+    return empty_postgres(request.getfixturevalue("postgres_url"))
+
+
+def settings_for(tmp_path: Path, url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", database_url=url)
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return settings_for(tmp_path, db_url)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """For what does not depend on the database (validation, headers): SQLite only."""
+    return settings_for(tmp_path, f"sqlite:///{tmp_path}/backrub.db")
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stub templates (with an error page) and static files."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "templates").mkdir()
+    for page in PAGES:
+        (root / "templates" / f"{page}.html").write_text(STUB)
+    (root / "templates" / "error.html").write_text(ERROR_STUB)
+    (root / "static").mkdir()
+    (root / "static" / "app.js").write_text("document.body.dataset.ready = '1';\n")
+    (root / "static" / "sw.js").write_text("self.addEventListener('fetch', () => {});\n")
+    return root
+
+
+def make_app(settings: Settings, site: Path, **options: Any) -> FastAPI:
+    options.setdefault("templates_dir", site / "templates")
+    options.setdefault("static_dir", site / "static")
+    return create_app(settings, **options)
+
+
+def sign(client: TestClient) -> TestClient:
+    """Visit a page, as a browser would, and echo its CSRF cookie as the pages' scripts do."""
+    response = client.get("/")
+    assert response.status_code == 200
+    client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+    return client
+
+
+@contextmanager
+def connected(app: FastAPI) -> Iterator[TestClient]:
+    """A signed client; the `with` block runs the app's lifespan (opens its database)."""
+    with TestClient(app, base_url=BASE_URL) as client:
+        yield sign(client)
+
+
+@pytest.fixture
+def connect() -> Callable[[FastAPI], AbstractContextManager[TestClient]]:
+    return connected
+
+
+@pytest.fixture
+def build() -> Callable[..., FastAPI]:
+    """`build(settings, site, **options)`: an app on the stub templates and static files."""
+    return make_app
+
+
+@pytest.fixture
+def signed() -> Callable[[TestClient], TestClient]:
+    return sign
+
+
+@pytest.fixture
+def app(settings: Settings, site: Path) -> FastAPI:
+    return make_app(settings, site)
+
+
+@pytest.fixture
+def api(app: FastAPI) -> Iterator[TestClient]:
+    """A signed client on both databases."""
+    with connected(app) as client:
+        yield client
+
+
+@pytest.fixture
+def lite(sqlite_settings: Settings, site: Path) -> Iterator[TestClient]:
+    """A signed client on SQLite, for what does not depend on the database."""
+    with connected(make_app(sqlite_settings, site)) as client:
+        yield client
+
+
+def session_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "mode": "partner",
+        "minutes": 20,
+        "focus": [{"region": "shoulders", "tension": 8}, {"region": "lower-back", "tension": 5}],
+        "pressure": "medium",
+        "oil": True,
+        "findings": [],
+        "tension_before": 7,
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def body() -> Callable[..., dict[str, Any]]:
+    """A session's body, with the fields given changed."""
+    return session_body
+
+
+@pytest.fixture
+def start() -> Callable[..., dict[str, Any]]:
+    """Create a session through the API and return its view."""
+
+    def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
+        response = client.post("/api/v1/sessions", json=session_body(**overrides))
+        assert response.status_code == 201, response.text
+        view: dict[str, Any] = response.json()
+        return view
+
+    return create

@@ -1,0 +1,170 @@
+"""`backrub serve`: this computer only, one sentence for what is wrong, and a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from backrub.cli import serve_command
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+# The command as the CLI will have it, on an app of its own (the lead wires it into cli/main.py).
+SCRIPT = """
+import typer
+from backrub.cli import serve_command
+app = typer.Typer()
+@app.callback()
+def root() -> None: ...
+serve_command.register(app)
+app()
+"""
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None: ...
+
+    serve_command.register(app)
+    return app
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("BACKRUB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("BACKRUB_DATABASE_URL", raising=False)
+    return {**os.environ, "BACKRUB_DATA_DIR": str(tmp_path / "data")}
+
+
+def run(cli: typer.Typer, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["serve", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True), ("::1", True),
+     ("[::1]", True), ("0.0.0.0", False), ("::", False), ("192.168.1.5", False),  # noqa: S104
+     ("example.com", False)],
+)  # fmt: skip
+def test_loopback(host: str, loopback: bool) -> None:
+    assert serve_command.is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::", "example.com"])  # noqa: S104
+def test_other_hosts_need_accounts(cli: typer.Typer, env: dict[str, str], host: str) -> None:
+    code, out, err = run(cli, "--host", host)
+    assert code == 2 and out == ""
+    assert err == (
+        "Error: backrub serves only this computer for now (127.0.0.1, ::1 or localhost): "
+        f"serving {host} would need accounts, which backrub does not have yet.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "http"], "Error: --port must be a whole number 0 to 65535 (got 'http').\n"),
+        (["--port", "70000"], "Error: --port must be 0 to 65535 (got 70000).\n"),
+        (["--speed", "0"], "Error: --speed must be a number above 0 and at most 1000 (got '0').\n"),
+        (["--speed", "fast"], "Error: --speed must be a number above 0 and at most 1000 "
+                              "(got 'fast').\n"),
+    ],
+)  # fmt: skip
+def test_bad_options(cli: typer.Typer, env: dict[str, str], args: list[str], message: str) -> None:
+    code, _, err = run(cli, *args)
+    assert (code, err) == (2, message)
+
+
+def test_a_database_it_cannot_use(
+    cli: typer.Typer, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKRUB_DATABASE_URL", "mysql://me@db/backrub")
+    code, _, err = run(cli)
+    assert code == 2
+    assert err.startswith("Error: BACKRUB_DATABASE_URL is not a database URL backrub can use")
+    assert err.count("\n") == 1
+
+
+def test_a_port_in_use(cli: typer.Typer, env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(cli, "--port", str(port))
+    assert code == 2
+    assert err.startswith(f"Error: Cannot listen on http://127.0.0.1:{port} (")
+    assert err.endswith("; choose another port with --port.\n")
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "serve", "--port", "0", "--speed", "50"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "backrub serve printed nothing in 30 s"
+        line = process.stdout.readline()
+        yield process, line
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def request(url: str, *, method: str = "GET", host: str | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, method=method, headers={"Host": host} if host else {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_serve_prints_the_address_and_serves(server: tuple[subprocess.Popen[str], str]) -> None:
+    process, line = server
+    assert line.startswith("backrub is serving at http://127.0.0.1:")
+    assert line.endswith(" — open it in a browser. Ctrl-C stops it.\n")
+    address = line.split(" at ", 1)[1].split(" ", 1)[0]
+    status, body = request(f"{address}/api/v1/catalogue")
+    assert status == 200 and json.loads(body)["facts"]["max_minutes"] == 60
+    status, body = request(f"{address}/api/v1/sessions", method="POST")
+    assert status == 403 and b"CSRF token" in body
+    status, _ = request(f"{address}/api/v1/export", host="evil.example")
+    assert status == 400
+    process.send_signal(signal.SIGINT)
+    assert process.wait(15) == 0
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read() == "backrub has stopped.\n"
+    # No access log: which pages a person opened is theirs.
+    assert "/api/v1/catalogue" not in process.stderr.read()
