@@ -21,12 +21,16 @@ if TYPE_CHECKING:
 def parse_finding(catalogue: Catalogue, text: str) -> Finding:
     """`pregnancy` or `sunburn-or-rash=shoulders` (the form `--has` takes) → a Finding."""
     condition_id, _, region = text.strip().partition("=")
-    condition = catalogue.condition(condition_id.strip())
-    region = region.strip()
+    return make_finding(catalogue, condition_id.strip(), region.strip() or None)
+
+
+def make_finding(catalogue: Catalogue, condition_id: str, region: str | None) -> Finding:
+    """A condition that applies, with the area for an `avoid` one (and only for those)."""
+    condition = catalogue.condition(condition_id)
     if condition.effect == "avoid":
         if not region:
             raise BadInput(
-                f"{condition.id} needs the area it affects, e.g. {condition.id}=lower-back; "
+                f"{condition.id} needs the area it affects; "
                 f"areas: {', '.join(_avoidable(catalogue))}."
             )
         if region not in catalogue.regions:
@@ -36,7 +40,7 @@ def parse_finding(catalogue: Catalogue, text: str) -> Finding:
             )
         return Finding(condition.id, region)
     if region:
-        raise BadInput(f"{condition.id} does not take an area; write just {condition.id}.")
+        raise BadInput(f"{condition.id} does not take an area; leave the area out.")
     return Finding(condition.id)
 
 

@@ -16,7 +16,7 @@ from backrub.core.export import plan_as_dict, record_as_dict
 from backrub.core.insights import history_for_planning
 from backrub.core.models import PRESSURE_CEILINGS, Finding, Focus, PlanRequest
 from backrub.core.planner import build_plan, rules_for, validate_request
-from backrub.core.safety import assess
+from backrub.core.safety import assess, make_finding
 from backrub.web.schemas import MAX_SEQ
 
 if TYPE_CHECKING:
@@ -55,26 +55,7 @@ class Outcome(NamedTuple):
 
 def findings_from(catalogue: Catalogue, items: Sequence[FindingIn]) -> list[Finding]:
     """The page's answers → findings, with the same rules as `backrub check --has`."""
-    areas = [*catalogue.focus_region_ids, "whole-back"]
-    findings = []
-    for item in items:
-        condition = catalogue.condition(item.condition)
-        if condition.effect != "avoid":
-            if item.region is not None:
-                raise BadInput(f"{condition.id} does not take a region; leave the region out.")
-            findings.append(Finding(condition.id))
-        elif item.region is None:
-            raise BadInput(
-                f"{condition.id} needs the region it affects; regions: {', '.join(areas)}."
-            )
-        elif item.region not in catalogue.regions:
-            raise BadInput(
-                f"Unknown region {item.region!r} for {condition.id}; "
-                f"choose from: {', '.join(areas)}."
-            )
-        else:
-            findings.append(Finding(condition.id, item.region))
-    return findings
+    return [make_finding(catalogue, item.condition, item.region) for item in items]
 
 
 def verdict_for(catalogue: Catalogue, items: Sequence[FindingIn]) -> Verdict:
