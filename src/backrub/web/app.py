@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.gzip import GZipMiddleware
 
 from backrub import __version__
 from backrub.catalogue_cache import cached_catalogue
@@ -94,4 +95,6 @@ def create_app(
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     errors.install(app, pages.error_page, pages.bare_page)
     app.add_middleware(SecurityMiddleware, hosts=(*LOOPBACK_HOSTS, *hosts), max_body=MAX_BODY)
+    # Outermost: a session's JSON and the player's scripts shrink to a third on a phone's link.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     return app

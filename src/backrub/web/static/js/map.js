@@ -1,0 +1,148 @@
+// The body map: tense areas (tap the back or the list, then a 0–10 slider each), whose back,
+// how long, how firm, oil. Choices live in sessionStorage and go to /plan.
+
+import { store, registerServiceWorker } from "./api.js";
+import { bindPicker, setPressed, setAvoided } from "./backmap.js";
+
+registerServiceWorker();
+
+const $ = (id) => document.getElementById(id);
+const form = $("choices");
+const map = $("map");
+const CEILINGS = { light: 2, medium: 3, firm: 4, deep: 5 };
+
+const safety = store.get("safety", {});
+if (!safety.verdict || safety.verdict.verdict === "stop") {
+  // The safety check comes first, and a stop has no way on.
+  window.location.replace("/safety");
+}
+const verdict = safety.verdict || { avoid_regions: [], reasons: [] };
+const avoided = verdict.avoid_regions || [];
+
+const min = Number(form.dataset.min);
+const max = Number(form.dataset.max);
+const chips = [...form.querySelectorAll(".chip[data-region]")];
+const rows = new Map([...form.querySelectorAll(".tension[data-region]")].map((el) => [el.dataset.region, el]));
+
+const saved = store.get("choices", {});
+const choices = {
+  mode: saved.mode || "self",
+  minutes: Number(saved.minutes) || Number(form.dataset.default),
+  pressure: saved.pressure || "medium",
+  oil: saved.oil !== undefined ? Boolean(saved.oil) : true,
+  focus: (saved.focus || []).filter((f) => rows.has(f.region) && !avoided.includes(f.region)),
+};
+
+function save() {
+  store.set("choices", choices);
+}
+
+function tensionOf(id) {
+  const f = choices.focus.find((x) => x.region === id);
+  return f ? f.tension : null;
+}
+
+function render() {
+  for (const chip of chips) {
+    const id = chip.dataset.region;
+    const t = tensionOf(id);
+    chip.setAttribute("aria-pressed", String(t !== null));
+    setPressed(map, id, t !== null, (t ?? 0) / 10);
+    const row = rows.get(id);
+    row.hidden = t === null;
+    if (t !== null) {
+      const input = row.querySelector("input");
+      input.value = String(t);
+      input.setAttribute("aria-valuetext", `${t} of 10`);
+      row.querySelector("output").textContent = String(t);
+    }
+  }
+  $("default-note").hidden = choices.focus.length > 0;
+  for (const hint of form.querySelectorAll("[data-self-only]")) hint.hidden = choices.mode !== "self";
+  const minutes = $("minutes");
+  minutes.value = String(choices.minutes);
+  minutes.setAttribute("aria-valuetext", `${choices.minutes} minutes`);
+  $("minutes-out").textContent = `${choices.minutes} minutes`;
+  $("minutes-less").disabled = choices.minutes <= min;
+  $("minutes-more").disabled = choices.minutes >= max;
+  for (const radio of form.querySelectorAll("input[name='mode']")) radio.checked = radio.value === choices.mode;
+  for (const radio of form.querySelectorAll("input[name='pressure']")) radio.checked = radio.value === choices.pressure;
+  $("oil").checked = choices.oil;
+}
+
+function toggle(id) {
+  if (avoided.includes(id)) return;
+  if (tensionOf(id) === null) choices.focus.push({ region: id, tension: 7 });
+  else choices.focus = choices.focus.filter((f) => f.region !== id);
+  save();
+  render();
+}
+
+// Areas the safety check skips, and a pressure ceiling it imposes.
+function applySafety() {
+  setAvoided(map, avoided, "skipped today");
+  for (const chip of chips) {
+    if (avoided.includes(chip.dataset.region)) {
+      chip.disabled = true;
+      chip.setAttribute("aria-label", `${chip.textContent.trim()}, skipped today`);
+    }
+  }
+  const skipped = (verdict.reasons || []).filter((r) => r.region && avoided.includes(r.region));
+  if (skipped.length) {
+    const note = $("avoid-note");
+    note.textContent = `Skipped today: ${skipped.map((r) => `${r.change.replace(/^Skips the /, "").replace(/\.$/, "")} (${r.label.toLowerCase()})`).join("; ")}.`;
+    note.hidden = false;
+  }
+  const cap = verdict.pressure_cap;
+  if (cap) {
+    for (const radio of form.querySelectorAll("input[name='pressure']")) {
+      const over = CEILINGS[radio.value] > Math.max(cap, CEILINGS.light);
+      radio.disabled = over;
+      if (over && radio.value === choices.pressure) choices.pressure = "light";
+    }
+    const why = (verdict.reasons || []).filter((r) => r.effect === "cap").map((r) => r.label.toLowerCase());
+    $("cap-note").textContent = `Light pressure only today${why.length ? ` (${why.join(", ")})` : ""}.`;
+    $("cap-note").hidden = false;
+  }
+}
+
+bindPicker(map, toggle);
+for (const chip of chips) chip.addEventListener("click", () => toggle(chip.dataset.region));
+for (const [id, row] of rows) {
+  row.querySelector("input").addEventListener("input", (event) => {
+    const f = choices.focus.find((x) => x.region === id);
+    if (f) f.tension = Number(event.target.value);
+    save();
+    render();
+  });
+}
+$("minutes").addEventListener("input", (event) => {
+  choices.minutes = Number(event.target.value);
+  save();
+  render();
+});
+const stepMinutes = (delta) => {
+  choices.minutes = Math.min(max, Math.max(min, choices.minutes + delta));
+  save();
+  render();
+};
+$("minutes-less").addEventListener("click", () => stepMinutes(-5));
+$("minutes-more").addEventListener("click", () => stepMinutes(5));
+form.addEventListener("change", (event) => {
+  const t = event.target;
+  if (t.name === "mode") choices.mode = t.value;
+  else if (t.name === "pressure") choices.pressure = t.value;
+  else if (t.name === "oil") choices.oil = t.checked;
+  else return;
+  save();
+  render();
+});
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  save();
+  window.location.assign("/plan");
+});
+
+applySafety();
+render();
+save();

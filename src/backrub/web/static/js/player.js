@@ -1,0 +1,743 @@
+// The session player. The browser is the session's clock: it runs the timeline locally from the
+// server's durations and cues (timeline.js mirrors the engine), on absolute deadlines of active
+// time, and tells the server what happened and when (POST …/events). The server answers with the
+// state, cues and durations, which the page adopts. Events wait in an in-memory outbox while
+// offline and go in order when the network returns. A reload continues, paused, where the last
+// save left it.
+
+import { getJSON, Outbox, ApiError, minutesSeconds, store, registerServiceWorker } from "./api.js";
+import * as T from "./timeline.js";
+import { hands, route, leadRun } from "./motion.js";
+import { readRegions, light, pathData, mapSize, setAvoided } from "./backmap.js";
+import { Sound } from "./audio.js";
+import { Voice } from "./voice.js";
+
+registerServiceWorker();
+
+const $ = (id) => document.getElementById(id);
+const main = $("main");
+const data = $("player-data");
+const sessionId = data.dataset.sessionId;
+const base = `/api/v1/sessions/${encodeURIComponent(sessionId)}`;
+const speed = Number(document.body.dataset.speed) || 1;
+const words = JSON.parse(data.dataset.pressureWords || "{}");
+const techniques = new Map(
+  [...data.querySelectorAll("[data-technique]")].map((el) => [
+    el.dataset.technique,
+    { name: el.dataset.name, motion: JSON.parse(el.dataset.motion) },
+  ]),
+);
+const svg = $("player-map");
+const regions = readRegions(svg);
+const { W, H } = mapSize(svg);
+const handEls = [...svg.querySelectorAll(".hand")].map((el) => ({
+  side: el.dataset.side,
+  el,
+  glow: el.querySelector(".hand-glow"),
+  core: el.querySelector(".hand-core"),
+}));
+const routeEls = [...svg.querySelectorAll(".route")];
+const leadEls = [...svg.querySelectorAll(".lead")];
+const PHASES = { "warm-up": "Warm-up", strokes: "Long strokes", focus: "Focus", finish: "Finish" };
+const PROGRESS_EVERY_MS = 15000;
+
+const live = {
+  steps: [],
+  durations: [],
+  cues: [],
+  mode: "self",
+  stopped: false,
+  fired: new Set(),
+  seq: 0,
+  started: false,
+  status: "active",
+  shownStep: -1,
+  ended: false, // the finish form is showing (or the session was over on load)
+  endedEarly: false,
+  lastProgress: 0,
+  checkinUntil: -1,
+};
+const clock = new T.Clock(speed);
+const sound = new Sound();
+const voice = new Voice();
+const prefs = store.get("player", { voice: true, sound: false, volume: 60 });
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+const outbox = new Outbox({
+  onResult: handleResult,
+  onError: handleError,
+  onStatus: (online) => ($("net-status").hidden = online),
+});
+
+// ---- the server's view of the session -----------------------------------------------------------
+
+function normaliseStep(step, i) {
+  return { ...step, position: step.position ?? step.index ?? i };
+}
+
+function adopt(view, { initial = false } = {}) {
+  if (!view) return;
+  const state = view.state || {};
+  live.mode = (state.rules && state.rules.mode) || (view.plan && view.plan.mode) || live.mode;
+  const steps = state.steps || (view.plan && view.plan.steps) || live.steps;
+  live.steps = steps.map(normaliseStep);
+  live.durations = (view.durations || state.durations || live.steps.map((s) => s.seconds)).map(Number);
+  live.cues = Array.isArray(view.cues) && view.cues.length ? view.cues : T.schedule(live.steps, live.durations, live.mode);
+  live.stopped = Boolean(state.stopped);
+  for (const id of state.fired || []) live.fired.add(id);
+  live.seq = Math.max(live.seq, Number(state.seq) || 0, Number(view.seq) || 0);
+  live.started = live.started || Boolean(state.started);
+  live.status = (view.record && view.record.status) || live.status;
+  if (initial) {
+    const active = Number(view.active ?? state.active ?? 0);
+    clock.set(Number.isFinite(active) ? active : 0);
+  }
+  live.shownStep = -1; // redraw the step: its pressure or technique may have changed
+}
+
+function activeNow() {
+  const t = clock.now();
+  const end = T.total(live.durations);
+  return Math.round(Math.min(t, end) * 1000) / 1000;
+}
+
+function send(kind, extra = {}) {
+  live.seq += 1;
+  const body = { kind, active: activeNow(), seq: live.seq, fired: [...live.fired], ...extra };
+  if (kind === "progress") live.lastProgress = performance.now();
+  outbox.push(`${base}/events`, body, { kind });
+}
+
+function handleResult(view, item, last) {
+  if (item.meta.kind === "finish") {
+    // The next session asks the safety questions afresh; the map choices stay as a start.
+    store.remove("safety");
+    window.location.assign("/history");
+    return;
+  }
+  if (!view) return;
+  if (view.message) say(view.message, { kind: "message" });
+  if (view.accepted === false && item.meta.kind !== "progress" && !item.meta.retried) {
+    // The server had already seen this sequence number (another tab, or a save it kept from
+    // before a reload): send the control again, numbered after what it knows.
+    live.seq = Math.max(live.seq, Number(view.state && view.state.seq) || 0, Number(view.seq) || 0);
+    live.seq += 1;
+    outbox.push(item.url, { ...item.body, seq: live.seq }, { ...item.meta, retried: true });
+    return;
+  }
+  // Adopt only the answer to the newest event: earlier answers do not yet know about the
+  // controls still waiting in the outbox.
+  if (last && !live.ended) {
+    adopt(view);
+    tick();
+  }
+}
+
+function handleError(error, item) {
+  if (item.meta.kind === "finish") {
+    $("finish-btn").disabled = false;
+    $("finish-error").textContent = error.message;
+    return;
+  }
+  if (error instanceof ApiError && error.status === 404) {
+    showEnded("This session can no longer be found.");
+    return;
+  }
+  showMessage(error.message);
+}
+
+// ---- speaking, showing, announcing -------------------------------------------------------------
+
+function announce(text) {
+  const region = $("announce");
+  region.textContent = "";
+  // A fresh text node a moment later makes screen readers read it even when it repeats.
+  setTimeout(() => (region.textContent = text), 60);
+}
+
+let messageTimer = 0;
+function showMessage(text) {
+  const el = $("message");
+  el.textContent = text;
+  clearTimeout(messageTimer);
+  messageTimer = setTimeout(() => (el.textContent = ""), 9000);
+}
+
+function say(text, { kind = "cue", interrupt = false } = {}) {
+  if (kind === "message") showMessage(text);
+  announce(text);
+  voice.say(text, { interrupt });
+}
+
+voice.onSpeaking = (speaking) => sound.duck(speaking);
+
+// ---- cues ----------------------------------------------------------------------------------------
+
+function fire(ready) {
+  for (const cue of ready) live.fired.add(cue.id);
+  // After a long gap (the screen was off) only the newest cues are worth saying.
+  const toSay = ready.length > 2 ? ready.slice(-1) : ready;
+  const latest = ready[ready.length - 1];
+  $("cue").textContent = latest.kind === "check-in" ? $("cue").textContent : latest.text;
+  toSay.forEach((cue, i) => say(cue.text, { interrupt: i === 0 && ready.length > 2 }));
+  sound.chime(latest.kind);
+  if (latest.kind === "check-in") openCheckin(latest.text);
+  if (latest.kind === "step") closeCheckin();
+}
+
+function openCheckin(text) {
+  $("checkin-text").textContent = text;
+  $("checkin").hidden = false;
+  main.classList.add("checkin-open");
+  live.checkinUntil = clock.now() + 45;
+}
+
+function closeCheckin() {
+  $("checkin").hidden = true;
+  main.classList.remove("checkin-open");
+  live.checkinUntil = -1;
+}
+
+// The newest cue already given at time t (shown, not spoken, after a reload).
+function lastCueBefore(t) {
+  let found = null;
+  for (const cue of live.cues) if (cue.at <= t && cue.kind !== "check-in" && cue.kind !== "finish") found = cue;
+  return found;
+}
+
+// ---- drawing -------------------------------------------------------------------------------------
+
+function setText(id, text) {
+  const el = $(id);
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function showStep(pos) {
+  const step = live.steps[pos.step];
+  if (!step) return;
+  const technique = techniques.get(step.technique) || { name: step.technique, motion: null };
+  const region = regions.get(step.region);
+  const regionName = (region && region.name) || step.region_name || step.region;
+  setText("step-count", `Step ${pos.step + 1} of ${live.steps.length}`);
+  const doing = $("doing");
+  doing.textContent = "";
+  const phase = document.createElement("span");
+  phase.className = `phase-tag ph-${step.phase}`;
+  phase.textContent = PHASES[step.phase] || step.phase;
+  const name = document.createElement("strong");
+  name.textContent = technique.name;
+  doing.append(phase, document.createElement("br"), name, ` · ${regionName} · ${words[String(step.pressure)] || step.pressure} pressure`);
+  const next = live.steps[pos.step + 1];
+  if (next) {
+    const nextTechnique = techniques.get(next.technique);
+    const nextRegion = regions.get(next.region);
+    setText("next", `Next: ${nextTechnique ? nextTechnique.name : next.technique} — ${nextRegion ? nextRegion.name : next.region}`);
+  } else setText("next", "Next: the end — rest a moment.");
+  $("self-help").hidden = !step.self_help;
+  $("self-help").textContent = step.self_help || "";
+  light(svg, step.region);
+  setAvoided(svg, step.avoid || []);
+  for (const el of routeEls) {
+    if (!technique.motion || !region) {
+      el.setAttribute("d", "");
+      continue;
+    }
+    el.setAttribute("d", pathData(svg, route(technique.motion, region.box, el.dataset.side === "r")));
+  }
+  for (const el of leadEls) {
+    if (!technique.motion || !region) {
+      el.setAttribute("d", "");
+      continue;
+    }
+    const lead = { ...technique.motion, path: leadRun(technique.motion) };
+    el.setAttribute("d", pathData(svg, route(lead, region.box, el.dataset.side === "r")));
+  }
+  live.shownStep = pos.step;
+  if ($("howto").open) showHowto();
+}
+
+function pointIn(poly, x, y) {
+  let inside = false;
+  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) {
+    const [xi, yi] = poly[i];
+    const [xj, yj] = poly[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+// Over an area the step skips (a sunburn, an injury), the hands lift: they fade almost away.
+function overAvoided(step, x, y) {
+  for (const id of step.avoid || []) {
+    const region = regions.get(id);
+    if (region && region.shapes.some((poly) => pointIn(poly, x, y))) return true;
+  }
+  return false;
+}
+
+function drawHands(pos) {
+  const step = live.steps[pos.step];
+  const technique = step && techniques.get(step.technique);
+  const region = step && regions.get(step.region);
+  if (!technique || !region || reducedMotion.matches) return;
+  const now = hands(technique.motion, region.box, {
+    pressure: step.pressure,
+    tool: step.tool,
+    t: pos.stepElapsed,
+    single: step.tool === "massage-ball",
+  });
+  for (const hand of now) {
+    const el = handEls.find((x) => x.side === hand.side);
+    if (!el) continue;
+    const opacity = overAvoided(step, hand.x, hand.y) ? hand.opacity * 0.15 : hand.opacity;
+    el.el.setAttribute("transform", `translate(${(hand.x * W).toFixed(2)} ${(hand.y * H).toFixed(2)})`);
+    el.el.setAttribute("opacity", opacity.toFixed(3));
+    el.glow.setAttribute("r", (hand.r * W * 2.4).toFixed(2));
+    el.core.setAttribute("r", (hand.r * W * 0.85).toFixed(2));
+  }
+}
+
+// "How to do it": the technique's card (start position, numbered steps, warning), fetched from
+// the catalogue the first time it is opened, so the player's first load stays small.
+let catalogue = null;
+async function showHowto() {
+  const body = $("howto-body");
+  if (!catalogue) {
+    try {
+      const data = await getJSON("/api/v1/catalogue");
+      catalogue = new Map(data.techniques.map((t) => [t.id, t]));
+    } catch {
+      body.textContent = "The instructions need the connection; the cue above says what to do.";
+      return;
+    }
+  }
+  const step = live.steps[live.shownStep];
+  const t = step && catalogue.get(step.technique);
+  body.textContent = "";
+  if (!t) return;
+  const start = live.mode === "self" ? t.start_position_self : t.start_position_partner;
+  const title = document.createElement("h3");
+  title.textContent = t.name;
+  body.append(title);
+  if (start) {
+    const p = document.createElement("p");
+    p.textContent = start;
+    body.append(p);
+  }
+  const list = document.createElement("ol");
+  for (const line of t.instructions) {
+    const li = document.createElement("li");
+    li.textContent = line;
+    list.append(li);
+  }
+  const warning = document.createElement("p");
+  warning.className = "warning";
+  warning.textContent = t.warning;
+  body.append(list, warning);
+}
+
+let breathPhase = "";
+function drawBreath(t) {
+  const b = T.breath(t);
+  const level = T.breathLevel(t);
+  if (reducedMotion.matches) {
+    $("breath-ring").setAttribute("r", b.phase === "in" ? "30" : "22");
+    $("breath-arc").setAttribute("visibility", "visible");
+    $("breath-arc").setAttribute("stroke-dasharray", `${(b.progress * 100).toFixed(1)} 100`);
+  } else {
+    $("breath-ring").setAttribute("r", (16 + 26 * level).toFixed(2));
+    $("breath-arc").setAttribute("visibility", "hidden");
+  }
+  if (b.phase !== breathPhase) {
+    breathPhase = b.phase;
+    $("breath-word").textContent = b.phase === "in" ? "breathe in" : "breathe out";
+  }
+}
+
+function drawClock(pos) {
+  setText("countdown", minutesSeconds(pos.stepRemaining));
+  setText("session-left", `${minutesSeconds(pos.remaining)} left`);
+  const running = clock.running;
+  setText("pause-btn", running ? "Pause" : "Resume");
+  $("veil").hidden = running || !live.started || live.ended;
+}
+
+// ---- the loop ------------------------------------------------------------------------------------
+
+function tick() {
+  if (!live.steps.length) return;
+  const t = clock.now();
+  const pos = T.position(live.durations, t, live.stopped);
+  if (live.started && !live.ended) {
+    const ready = T.due(live.cues, Math.min(t, pos.total), live.fired);
+    if (ready.length) fire(ready);
+  }
+  if (pos.step !== live.shownStep) {
+    const boundary = live.shownStep !== -1 && clock.running;
+    showStep(pos);
+    if (boundary) send("progress");
+  }
+  if (live.checkinUntil >= 0 && t > live.checkinUntil) closeCheckin();
+  if (clock.running) sound.breathe(T.breathLevel(t));
+  if (live.started && !live.ended && pos.finished) reachEnd();
+  else if (clock.running && performance.now() - live.lastProgress > PROGRESS_EVERY_MS) send("progress");
+  drawClock(pos);
+}
+
+function frame() {
+  if (live.steps.length) {
+    const t = clock.now();
+    const pos = T.position(live.durations, t, live.stopped);
+    drawHands(pos);
+    drawBreath(t);
+  }
+  requestAnimationFrame(frame);
+}
+
+// ---- controls ------------------------------------------------------------------------------------
+
+let wakeLock = null;
+async function keepAwake() {
+  if (!("wakeLock" in navigator) || wakeLock) return;
+  try {
+    wakeLock = await navigator.wakeLock.request("screen");
+    wakeLock.addEventListener("release", () => (wakeLock = null));
+  } catch {
+    wakeLock = null;
+  }
+}
+
+function letSleep() {
+  if (wakeLock) wakeLock.release().catch(() => {});
+  wakeLock = null;
+}
+
+function resume() {
+  if (live.ended || clock.running) return;
+  if (prefs.sound && !sound.on) setSound(true);
+  clock.start();
+  send("resume");
+  keepAwake();
+  tick();
+}
+
+function pause() {
+  if (!clock.running) return;
+  clock.stop();
+  send("pause");
+  letSleep();
+  voice.stop();
+  tick();
+}
+
+function togglePause() {
+  if (live.ended) return;
+  if (!live.started) {
+    begin();
+    return;
+  }
+  if (clock.running) pause();
+  else resume();
+}
+
+function skip() {
+  if (!live.started || live.ended) return;
+  const result = T.skip(live.durations, clock.now());
+  live.durations = result.durations;
+  for (const id of result.dropped) live.fired.add(id);
+  live.cues = T.schedule(live.steps, live.durations, live.mode);
+  send("skip");
+  tick();
+}
+
+function extend() {
+  if (!live.started || live.ended) return;
+  live.durations = T.extend(live.durations, clock.now());
+  live.cues = T.schedule(live.steps, live.durations, live.mode);
+  send("extend");
+  showMessage("One more minute on this step.");
+  tick();
+}
+
+const FEEDBACK_WORDS = { good: "Good", softer: "Softer", firmer: "Firmer", tender: "Tender spot" };
+function feedback(kind) {
+  if (!live.started || live.ended) return;
+  closeCheckin();
+  send("feedback", { feedback: kind });
+  showMessage(navigator.onLine ? `${FEEDBACK_WORDS[kind]}…` : `${FEEDBACK_WORDS[kind]}: noted — the plan changes when the connection is back.`);
+}
+
+let starting = false;
+async function begin() {
+  if (live.started || starting) return;
+  starting = true;
+  $("start-btn").disabled = true;
+  if (prefs.sound) await setSound(true);
+  // Speaking inside the tap lets the browser's voice speak later cues on its own.
+  say("Get ready.", { interrupt: true });
+  const beat = Math.max(120, 1000 / speed);
+  for (const n of [3, 2, 1]) {
+    $("get-ready").textContent = String(n);
+    await new Promise((resolve) => setTimeout(resolve, beat));
+  }
+  $("get-ready").textContent = "";
+  live.started = true;
+  starting = false;
+  main.classList.remove("is-waiting");
+  $("start-panel").hidden = true;
+  clock.start();
+  send("resume");
+  keepAwake();
+  tick();
+}
+
+function reachEnd() {
+  live.ended = true;
+  clock.stop();
+  clock.set(T.total(live.durations));
+  letSleep();
+  send("progress");
+  showFinish("Well done. Rest a moment.");
+}
+
+function endEarly() {
+  $("end-dialog").close();
+  if (live.ended) return;
+  live.ended = true;
+  live.endedEarly = true;
+  clock.stop();
+  letSleep();
+  voice.stop();
+  send("progress");
+  showFinish("Ended. Rest a moment.");
+}
+
+function showFinish(title) {
+  $("finish-title").textContent = title;
+  main.classList.add("is-finished");
+  $("finish-panel").hidden = false;
+  $("finish-title").focus();
+}
+
+function showEnded(text) {
+  live.ended = true;
+  clock.stop();
+  letSleep();
+  main.classList.remove("is-loading", "is-waiting", "is-finished");
+  main.classList.add("is-ended");
+  $("ended-text").textContent = text;
+  $("ended-panel").hidden = false;
+  $("ended-title").focus();
+}
+
+function finish(event) {
+  event.preventDefault();
+  $("finish-btn").disabled = true;
+  $("finish-error").textContent = "";
+  const note = $("note").value.trim();
+  outbox.push(
+    `${base}/finish`,
+    {
+      active: activeNow(),
+      tension_after: Number($("tension-after").value),
+      note: note || null,
+      stopped: live.endedEarly,
+    },
+    { kind: "finish" },
+  );
+  if (!navigator.onLine) $("finish-error").textContent = "Offline — it will be saved when the connection is back.";
+}
+
+// ---- sound and voice ----------------------------------------------------------------------------
+
+async function setSound(on) {
+  prefs.sound = on;
+  store.set("player", prefs);
+  const ok = on ? await sound.enable() : (sound.disable(), true);
+  soundButton(on && ok);
+}
+
+function soundButton(active) {
+  $("sound-btn").setAttribute("aria-pressed", String(active));
+  $("sound-btn").title = active ? "Sound is on" : "Sound is off";
+}
+
+function setVoice(on) {
+  voice.on = on && voice.available;
+  prefs.voice = on;
+  store.set("player", prefs);
+  if (!voice.on) voice.stop();
+  $("voice-btn").setAttribute("aria-pressed", String(voice.on));
+  $("voice-btn").disabled = !voice.available;
+  $("voice-label").textContent = voice.available ? "Voice" : "No voice";
+  $("voice-btn").title = voice.available ? (voice.on ? "Voice is on" : "Voice is off") : "This device has no voice";
+}
+
+// ---- wiring --------------------------------------------------------------------------------------
+
+// A pointer click leaves no focus behind, so Space keeps meaning pause/resume; keyboard
+// activation keeps the focus where the person put it.
+function onButton(id, handler) {
+  $(id).addEventListener("click", (event) => {
+    handler(event);
+    if (event.detail > 0) event.currentTarget.blur();
+  });
+}
+
+for (const el of document.querySelectorAll("[data-tap]")) {
+  el.addEventListener("click", (event) => {
+    if (event.target.closest("button, a, input, select, textarea, summary, label")) return;
+    togglePause();
+  });
+}
+onButton("pause-btn", togglePause);
+onButton("skip-btn", skip);
+onButton("extend-btn", extend);
+for (const button of document.querySelectorAll("[data-feedback]")) {
+  button.addEventListener("click", (event) => {
+    feedback(button.dataset.feedback);
+    if (event.detail > 0) button.blur();
+  });
+}
+onButton("start-btn", begin);
+onButton("sound-btn", () => setSound(!(sound.on && prefs.sound)));
+onButton("voice-btn", () => setVoice(!voice.on));
+onButton("help-btn", () => $("help").showModal());
+$("help-close").addEventListener("click", () => $("help").close());
+onButton("end-btn", () => $("end-dialog").showModal());
+$("end-cancel").addEventListener("click", () => $("end-dialog").close());
+$("end-go").addEventListener("click", endEarly);
+$("finish-form").addEventListener("submit", finish);
+$("howto").addEventListener("toggle", () => {
+  if ($("howto").open) showHowto();
+});
+$("tension-after").addEventListener("input", (event) => {
+  $("tension-after-out").textContent = event.target.value;
+  event.target.setAttribute("aria-valuetext", `${event.target.value} of 10`);
+});
+$("volume").value = String(prefs.volume ?? 60);
+sound.setVolume(Number($("volume").value) / 100);
+$("volume").addEventListener("input", (event) => {
+  prefs.volume = Number(event.target.value);
+  store.set("player", prefs);
+  sound.setVolume(prefs.volume / 100);
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey || event.defaultPrevented) return;
+  if (event.key === "?") {
+    event.preventDefault();
+    const help = $("help");
+    if (help.open) help.close();
+    else if (!document.querySelector("dialog[open]")) help.showModal();
+    return;
+  }
+  if (document.querySelector("dialog[open]") || live.ended) return;
+  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
+  const onControl = event.target.closest("button, a, summary");
+  switch (event.key) {
+    case " ":
+    case "Spacebar":
+      if (onControl) return; // Space activates the focused button
+      event.preventDefault();
+      togglePause();
+      break;
+    case "n":
+    case "N":
+      skip();
+      break;
+    case "e":
+    case "E":
+      extend();
+      break;
+    case "+":
+    case "=":
+      feedback("firmer");
+      break;
+    case "-":
+    case "_":
+      feedback("softer");
+      break;
+    case "t":
+    case "T":
+      feedback("tender");
+      break;
+    case "g":
+    case "G":
+      feedback("good");
+      break;
+    default:
+      return;
+  }
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") {
+    if (clock.running) keepAwake();
+    tick();
+  } else if (live.started && !live.ended) {
+    send("progress");
+  }
+});
+
+window.addEventListener("pagehide", () => {
+  if (live.started && !live.ended && clock.running) send("progress");
+  outbox.sendOnUnload();
+});
+
+function applyMotionPreference() {
+  document.documentElement.classList.toggle("reduced-motion", reducedMotion.matches);
+}
+reducedMotion.addEventListener("change", applyMotionPreference);
+applyMotionPreference();
+
+// ---- start ---------------------------------------------------------------------------------------
+
+async function load() {
+  let view;
+  try {
+    view = await getJSON(base);
+  } catch (error) {
+    const text =
+      error instanceof ApiError && error.status === 404
+        ? "There is no such session. Start a new one from the beginning."
+        : `The session could not be loaded: ${error.message} Reload when the connection is back.`;
+    showEnded(text);
+    $("ended-title").textContent = "The session is not here.";
+    return;
+  }
+  adopt(view, { initial: true });
+  main.classList.remove("is-loading");
+  if (live.status !== "active") {
+    showEnded(live.status === "stopped" ? "It was ended early; it is saved in your history." : "It is saved in your history.");
+    return;
+  }
+  const t = clock.now();
+  const pos = T.position(live.durations, t, live.stopped);
+  showStep(pos);
+  const shown = lastCueBefore(t);
+  $("cue").textContent = shown ? shown.text : live.steps[0].cue;
+  if (!live.started) {
+    main.classList.add("is-waiting");
+    $("start-panel").hidden = false;
+    const minutes = Math.round(T.total(live.durations) / 60);
+    $("start-text").textContent = `${minutes} minutes, ${live.steps.length} steps. Set the space, warm your hands, and breathe slowly.`;
+    $("start-btn").focus();
+  } else if (pos.finished || live.stopped) {
+    live.ended = true;
+    live.endedEarly = live.stopped;
+    showFinish(live.stopped ? "Ended. Rest a moment." : "Well done. Rest a moment.");
+  } else {
+    $("veil-title").textContent = "Paused";
+    $("veil-hint").textContent = `Step ${pos.step + 1} of ${live.steps.length} — tap to continue`;
+  }
+  live.lastProgress = performance.now();
+  tick();
+  setInterval(tick, 200);
+  requestAnimationFrame(frame);
+}
+
+voice.ready.then(() => setVoice(prefs.voice !== false));
+// Sound needs a tap to start: the wish is remembered, and the next tap (Begin or resume) starts it.
+soundButton(false);
+load();
