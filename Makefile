@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-ARGS ?= start
+ARGS ?= serve
 
 .PHONY: run test lint types unit bench docs clean
 
