@@ -37,7 +37,9 @@ JSON = "application/json"
 router = APIRouter(
     prefix=PREFIX,
     responses={
+        400: {"model": ErrorOut, "description": "The request body could not be read"},
         403: {"model": ErrorOut, "description": "Missing CSRF token, or another site's request"},
+        413: {"model": ErrorOut, "description": "The request body is too large"},
         422: {"model": ErrorOut, "description": "The input is not allowed; the sentence says why"},
     },
 )

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from backrub.core.errors import BackrubError, BadInput, SafetyStop
 from backrub.core.export import verdict_as_dict
@@ -80,6 +81,10 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
         response = answer(request, exc.status_code, sentence)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; a path served by several
+            # routes (GET and POST /sessions) allows all of theirs.
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
     async def on_fault(request: Request, exc: Exception) -> Response:
@@ -96,6 +101,15 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
     app.add_exception_handler(BackrubError, on_backrub)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_fault)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def is_api(request: Request) -> bool:
