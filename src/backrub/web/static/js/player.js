@@ -88,9 +88,13 @@ function adopt(view, { initial = false } = {}) {
   live.seq = Math.max(live.seq, Number(state.seq) || 0, Number(view.seq) || 0);
   live.started = live.started || Boolean(state.started);
   live.status = (view.record && view.record.status) || live.status;
+  const active = Number(view.active ?? state.active ?? 0);
   if (initial) {
-    const active = Number(view.active ?? state.active ?? 0);
     clock.set(Number.isFinite(active) ? active : 0);
+  } else if (!clock.running && Number.isFinite(active) && active > clock.now()) {
+    // Paused: the server applied the event at a later moment (a rounding, another tab); take
+    // its time, or a skip's new step boundary would sit just ahead of the page's clock.
+    clock.set(active);
   }
   live.shownStep = -1; // redraw the step: its pressure or technique may have changed
 }

@@ -140,7 +140,7 @@ function showResult(verdict) {
     );
   } else {
     const caution = verdict.verdict === "caution";
-    result.append(
+    const parts = [
       h(
         "div",
         { class: `note ${caution ? "note--caution" : "note--clear"}` },
@@ -155,7 +155,9 @@ function showResult(verdict) {
         h("a", { class: "btn btn-primary btn-big btn-wide", href: "/map" }, "Continue: where is it tense?"),
         h("button", { class: "btn", type: "button", onclick: restart }, "Change the answers"),
       ),
-    );
+    ];
+    // Element.append would write a leftover null as the text "null".
+    result.append(...parts.filter(Boolean));
   }
   show("result");
   focusHeading(result);

@@ -27,13 +27,17 @@ export function total(durations) {
 }
 
 // Where active time `t` falls: engine.position.
+const EPSILON = 1e-6;
+
 export function position(durations, t, stopped = false) {
   const begin = starts(durations);
   const end = total(durations);
   const finished = stopped || t >= end;
   let index = durations.length - 1;
   for (let i = 0; i < durations.length; i++) {
-    if (t < begin[i] + durations[i]) {
+    // A boundary within a microsecond counts as reached: the page's and the server's sums of
+    // the same durations may differ by a rounding error.
+    if (t < begin[i] + durations[i] - EPSILON) {
       index = i;
       break;
     }
