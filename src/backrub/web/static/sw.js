@@ -5,7 +5,7 @@
 // queues its events itself).
 // Served at /sw.js so its scope is the whole app.
 
-const CACHE = "backrub-v1";
+const CACHE = "backrub-v2";
 const SHELL = [
   "/",
   "/static/css/app.css",
@@ -15,6 +15,7 @@ const SHELL = [
   "/static/js/audio.js",
   "/static/js/backmap.js",
   "/static/js/dom.js",
+  "/static/js/error.js",
   "/static/js/history.js",
   "/static/js/index.js",
   "/static/js/map.js",

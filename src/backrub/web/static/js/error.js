@@ -1,0 +1,5 @@
+// An error page: nothing to do but keep the app installable and working offline.
+
+import { registerServiceWorker } from "./api.js";
+
+registerServiceWorker();
