@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/cue_timing.py
 	$(BIN)/python bench/stats_scale.py
+	$(BIN)/python bench/web_api.py
+	$(BIN)/python bench/page_weight.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
