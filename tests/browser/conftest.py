@@ -10,15 +10,14 @@ screenshot of each of its pages in `<repo>/.artifacts/failures/`. axe-core's fin
 
 from __future__ import annotations
 
-import secrets
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
-from sqlalchemy import create_engine
-from sqlalchemy.exc import OperationalError
+
+from pg_databases import empty_postgres, temporary_database
 
 from .support import (
     ARTIFACTS,
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
     from playwright.sync_api import Browser, BrowserContext, Page
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ["sqlite", "postgresql"]
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 MINOR_FINDINGS = pytest.StashKey[list[str]]()
@@ -144,36 +142,8 @@ def check_a11y(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
 @pytest.fixture(scope="package")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL database of this run's own, dropped when the browser tests end."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"backrub_browsertest_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except OperationalError as exc:
-        admin.dispose()
-        reason = str(exc.orig).strip().splitlines()[0]
-        pytest.fail(
-            f"PostgreSQL does not answer at {PG_ADMIN_URL} ({reason}). `make test` starts it; "
-            "by hand: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-            pytrace=False,
-        )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-def empty_postgres(url: str) -> str:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-    finally:
-        engine.dispose()
-    return url
+    with temporary_database("backrub_browsertest") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -6,18 +6,17 @@ PostgreSQL tests are never skipped: when the server is down they fail and say ho
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, func, select
-from sqlalchemy.exc import OperationalError
 
 from backrub.config import Settings
 from backrub.core.models import Focus
 from backrub.store import SessionStore, open_store
 from backrub.store.tables import FeedbackRow, SessionRow
+from pg_databases import temporary_database
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Connection
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ["sqlite", "postgresql"]
 START = datetime(2025, 3, 1, 19, 30, tzinfo=UTC)
 
@@ -33,25 +31,8 @@ START = datetime(2025, 3, 1, 19, 30, tzinfo=UTC)
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this test run's own, dropped when the run ends."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"backrub_test_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except OperationalError as exc:
-        admin.dispose()
-        reason = str(exc.orig).strip().splitlines()[0]
-        pytest.fail(
-            f"PostgreSQL does not answer at {PG_ADMIN_URL} ({reason}). `make test` starts it; "
-            "by hand: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-            pytrace=False,
-        )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with temporary_database("backrub_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

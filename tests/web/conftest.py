@@ -8,18 +8,16 @@ check what the server hands the templates; the real templates have tests of thei
 
 from __future__ import annotations
 
-import secrets
 import warnings
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.exc import OperationalError
 from starlette.exceptions import StarletteDeprecationWarning
 
 from backrub.config import Settings
 from backrub.web import create_app
+from pg_databases import empty_postgres, temporary_database
 
 with warnings.catch_warnings():
     # Starlette would rather have httpx2; the httpx pinned for the tests works the same.
@@ -33,7 +31,6 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ["sqlite", "postgresql"]
 BASE_URL = "http://127.0.0.1:8000"
 PAGES = ("index", "safety", "map", "plan", "play", "history")
@@ -56,36 +53,8 @@ ERROR_STUB = "error {{ status }}: {{ message }} ({{ page }})\n"
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this test run's own, dropped when the run ends."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"backrub_webtest_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except OperationalError as exc:
-        admin.dispose()
-        reason = str(exc.orig).strip().splitlines()[0]
-        pytest.fail(
-            f"PostgreSQL does not answer at {PG_ADMIN_URL} ({reason}). `make test` starts it; "
-            "by hand: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-            pytrace=False,
-        )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-def empty_postgres(url: str) -> str:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-    finally:
-        engine.dispose()
-    return url
+    with temporary_database("backrub_webtest") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
