@@ -8,7 +8,9 @@ upgrade their read locks at the same moment.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+import weakref
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
@@ -110,11 +112,29 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
 
     Database failures become a `StoreError` sentence; nothing is half-written.
     """
-    with guarded(engine), engine.connect() as conn:
+    lock = _write_lock(engine) if write else nullcontext()
+    with lock, guarded(engine), engine.connect() as conn:
         if write:
             conn.execution_options(**{_WRITE: True})
         with conn.begin():
             yield conn
+
+
+# SQLite lets one writer in at a time; the others sleep and retry in its busy handler, which
+# under load turns into second-long waits. Within one process the writers queue on a lock
+# instead (other processes still meet the busy handler). PostgreSQL locks rows: no lock here.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(engine: Engine) -> AbstractContextManager[Any]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITE_LOCKS[engine] = threading.RLock()
+    return lock
 
 
 @contextmanager
