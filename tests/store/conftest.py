@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from backrub.config import Settings
 from backrub.core.models import Focus
 from backrub.store import SessionStore, open_store
 from backrub.store.tables import FeedbackRow, SessionRow
-from pg_databases import temporary_database
+from pg_databases import empty_postgres, temporary_database
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,15 +40,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database: a new SQLite file, or the run's PostgreSQL database with no tables."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/backrub.db"
-    url: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-    finally:
-        engine.dispose()
-    return url
+    return empty_postgres(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
