@@ -37,6 +37,7 @@ NAMING_CONVENTION = {
 
 OWNER_MAX = 200
 REGION_MAX = 100
+EMAIL_MAX = 254
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -137,4 +138,78 @@ class FeedbackRow(Base):
         CheckConstraint("kind IN ('good', 'softer', 'firmer', 'tender')", name="kind"),
         CheckConstraint("at >= 0", name="at"),
         CheckConstraint("step >= 0", name="step"),
+    )
+
+
+class UserRow(Base):
+    """An account, when backrub serves beyond this computer. Its id is the owner of its sessions."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Stored lower-cased, so an address signs in however it is typed.
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the person agreed to backrub keeping their health-related answers (sign-up).
+    consent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LoginRow(Base):
+    """A signed-in browser. Only a hash of its token is kept: a copy of the database signs no
+    one in."""
+
+    __tablename__ = "logins"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FailedLoginRow(Base):
+    """A failed sign-in, kept an hour for throttling: in the database, so every app process
+    counts the same attempts."""
+
+    __tablename__ = "failed_logins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # "account:<email>" or "client:<address>" (hashed: an address typed wrong is not kept).
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_failed_logins_key_at", "key", "at"),)
+
+
+class RemoteRow(Base):
+    """The receiver's remote: a short code that lets a second phone send feedback to one live
+    session, and nothing else."""
+
+    __tablename__ = "remotes"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RemoteMessageRow(Base):
+    """Feedback sent from the receiver's remote, waiting for the giver's player to take it."""
+
+    __tablename__ = "remote_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_remote_messages_session_id_id", "session_id", "id"),
+        CheckConstraint("kind IN ('good', 'softer', 'firmer', 'tender')", name="kind"),
     )
