@@ -112,10 +112,13 @@ def _pump(stream: Iterable[str], sink: Callable[[str], object]) -> None:
         sink(line.rstrip("\n"))
 
 
-def start_server(tmp_path: Path, database_url: str | None, speed: int = SPEED) -> Server:
+def start_server(
+    tmp_path: Path, database_url: str | None, speed: int = SPEED, port: int = 0
+) -> Server:
     """`python -m backrub serve --port 0 --speed N` with its data and cache in `tmp_path` and
     its database there too (SQLite, the default: `database_url` None) or at `database_url`;
-    returns once it has printed the address it serves (it takes connections then)."""
+    returns once it has printed the address it serves (it takes connections then). `port`
+    other than 0 serves on that port (a restart where the pages already are)."""
     env = {
         **os.environ,
         "BACKRUB_DATA_DIR": str(tmp_path / "data"),
@@ -125,7 +128,7 @@ def start_server(tmp_path: Path, database_url: str | None, speed: int = SPEED) -
     env.pop("BACKRUB_DATABASE_URL", None)
     if database_url is not None:
         env["BACKRUB_DATABASE_URL"] = database_url
-    command = [sys.executable, "-m", "backrub", "serve", "--port", "0", "--speed", str(speed)]
+    command = [sys.executable, "-m", "backrub", "serve", "--port", str(port), "--speed", str(speed)]
     process = subprocess.Popen(
         command,
         env=env,

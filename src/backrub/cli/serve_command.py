@@ -6,6 +6,7 @@ No `from __future__ import annotations` here: Typer reads the option annotations
 
 import ipaddress
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,9 +18,9 @@ from backrub.core.errors import OutOfRange
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-NOT_LOOPBACK = (
-    "backrub serves only this computer for now (127.0.0.1, ::1 or localhost): serving {host} "
-    "would need accounts, which backrub does not have yet."
+HTTPS_NEEDED = (
+    "Accounts are on: browsers keep a sign-in only over HTTPS, so serve behind an HTTPS reverse "
+    "proxy (README, Hosting) or give --certfile and --keyfile."
 )
 
 
@@ -32,9 +33,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def address(host: str, port: int) -> str:
+def address(host: str, port: int, *, scheme: str = "http") -> str:
     shown = f"[{host.strip('[]')}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{scheme}://{shown}:{port}"
+
+
+def readable_file(option: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        fail(f"{option} must be a readable file (got {value}).")
+    return str(path)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -66,7 +76,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
         host: Annotated[
-            str, typer.Option(help="Address to serve on: this computer only, for now.")
+            str,
+            typer.Option(help="Address to serve on; anything but this computer turns accounts on."),
         ] = DEFAULT_HOST,
         port: Annotated[
             str, typer.Option(help="Port to serve on (0: any free port).", metavar="0-65535")
@@ -77,14 +88,34 @@ def register(app: typer.Typer) -> None:
                 help="Run the player's clock N times faster (demonstrations).", metavar="N"
             ),
         ] = "1",
+        accounts: Annotated[
+            bool,
+            typer.Option(
+                "--accounts",
+                help="People sign in, each to their own sessions. Always on when --host is not "
+                "this computer; use it on 127.0.0.1 behind a reverse proxy.",
+            ),
+        ] = False,
+        certfile: Annotated[
+            str | None,
+            typer.Option(help="Serve HTTPS with this certificate (PEM).", metavar="FILE"),
+        ] = None,
+        keyfile: Annotated[
+            str | None,
+            typer.Option(help="The certificate's private key (PEM).", metavar="FILE"),
+        ] = None,
     ) -> None:
         """Serve the web app: safety check, body map, plan, the session player, history.
 
         Open the address it prints in a browser; Ctrl-C stops it.
         """
         with reported():
-            if not is_loopback(host):
-                fail(NOT_LOOPBACK.format(host=host))
+            # Beyond this computer, a login decides whose sessions a request reads.
+            with_accounts = accounts or not is_loopback(host)
+            cert = readable_file("--certfile", certfile)
+            key = readable_file("--keyfile", keyfile)
+            if (cert is None) != (key is None):
+                fail("--certfile and --keyfile go together: give both, or neither.")
             number = parse_whole("--port", port, 0, 65535)
             if not 0 <= number <= 65535:
                 raise OutOfRange("--port", number, 0, 65535)
@@ -96,15 +127,28 @@ def register(app: typer.Typer) -> None:
             open_store(settings).close()
             from backrub.web import create_app
 
-            web = create_app(settings, speed=clock_speed, hosts=(host,))
+            web = create_app(settings, speed=clock_speed, hosts=(host,), accounts=with_accounts)
         sock = listen(host, number)
+        scheme = "https" if cert else "http"
         typer.echo(
-            f"backrub is serving at {address(host, sock.getsockname()[1])} — "
+            f"backrub is serving at {address(host, sock.getsockname()[1], scheme=scheme)} — "
             "open it in a browser. Ctrl-C stops it."
         )
+        if with_accounts:
+            typer.echo("Accounts are on: each person signs up at /signup and sees only their own.")
+            if cert is None and not is_loopback(host):
+                typer.echo(HTTPS_NEEDED)
         import uvicorn
 
-        config = uvicorn.Config(web, log_level="warning", access_log=False, lifespan="on")
+        # No access log: paths hold session ids, and health data has no place in logs.
+        config = uvicorn.Config(
+            web,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+        )
         try:
             uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:

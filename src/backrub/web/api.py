@@ -34,15 +34,15 @@ from backrub.web.schemas import (
 PREFIX = "/api/v1"
 JSON = "application/json"
 
-router = APIRouter(
-    prefix=PREFIX,
-    responses={
-        400: {"model": ErrorOut, "description": "The request body could not be read"},
-        403: {"model": ErrorOut, "description": "Missing CSRF token, or another site's request"},
-        413: {"model": ErrorOut, "description": "The request body is too large"},
-        422: {"model": ErrorOut, "description": "The input is not allowed; the sentence says why"},
-    },
-)
+# What any route may answer, whatever it does (the other routers of the API share it).
+COMMON: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The request body could not be read"},
+    401: {"model": ErrorOut, "description": "Accounts are on and this browser is not signed in"},
+    403: {"model": ErrorOut, "description": "Missing CSRF token, or another site's request"},
+    413: {"model": ErrorOut, "description": "The request body is too large"},
+    422: {"model": ErrorOut, "description": "The input is not allowed; the sentence says why"},
+}
+router = APIRouter(prefix=PREFIX, responses=COMMON)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such session for this profile"}
 }

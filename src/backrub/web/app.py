@@ -22,7 +22,7 @@ from backrub import __version__
 from backrub.catalogue_cache import cached_catalogue
 from backrub.core.errors import BadInput
 from backrub.store import open_store
-from backrub.web import api, errors, pages
+from backrub.web import account_routes, api, errors, pages, remote
 from backrub.web.deps import Runtime
 from backrub.web.security import LOOPBACK_HOSTS, SecurityMiddleware
 from backrub.web.views import catalogue_as_dict
@@ -45,13 +45,17 @@ def create_app(
     *,
     speed: float = 1.0,
     hosts: Iterable[str] = (),
+    accounts: bool = False,
     templates_dir: Path | None = None,
     static_dir: Path | None = None,
 ) -> FastAPI:
     """The web app for `settings`' database.
 
     `speed` makes the player's clock run faster (demonstrations, browser tests); `hosts` adds
-    names the server is reached by to the loopback ones; the folders default to the package's.
+    names the server is reached by to the loopback ones; `accounts` makes people sign in, each
+    to their own sessions (serving beyond this computer), and then any `Host` is answered: a
+    browser's login cookie belongs to the name it signed in on, so a name pointed at this server
+    by another site reaches nothing. The folders default to the package's.
     """
     if not 0 < speed <= MAX_SPEED:
         raise BadInput(f"speed must be above 0 and at most {MAX_SPEED} (got {speed}).")
@@ -64,6 +68,7 @@ def create_app(
         speed=float(speed),
         templates=Jinja2Templates(directory=templates_dir or TEMPLATES),
         static_dir=static,
+        accounts=accounts,
     )
 
     @asynccontextmanager
@@ -90,11 +95,18 @@ def create_app(
     # On the router, inside the security middleware, so a body sent in chunks is cut off with
     # its headers; a Content-Length over the limit is refused in JSON before (security.py).
     app.include_router(api.router, max_body_size=MAX_BODY)
+    app.include_router(account_routes.api, max_body_size=MAX_BODY)
+    app.include_router(account_routes.pages)
+    app.include_router(remote.router, max_body_size=MAX_BODY)
     app.include_router(pages.router)
     # check_dir=False: the folder is looked for when a file is asked for, not at start.
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     errors.install(app, pages.error_page, pages.bare_page)
-    app.add_middleware(SecurityMiddleware, hosts=(*LOOPBACK_HOSTS, *hosts), max_body=MAX_BODY)
+    app.add_middleware(
+        SecurityMiddleware,
+        hosts=None if accounts else (*LOOPBACK_HOSTS, *hosts),
+        max_body=MAX_BODY,
+    )
     # Outermost: a session's JSON and the player's scripts shrink to a third on a phone's link.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     return app

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from backrub.config import Settings
 from backrub.core.catalogue import Catalogue
 from backrub.store import SessionStore
+from backrub.store.accounts import User
+from backrub.web.accounts import LOGIN_COOKIE, Accounts, SignInRequired
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -34,6 +37,7 @@ class Runtime:
         speed: float,
         templates: Jinja2Templates,
         static_dir: Path,
+        accounts: bool = False,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
@@ -41,7 +45,14 @@ class Runtime:
         self.speed = speed
         self.templates = templates
         self.static_dir = static_dir
+        # True: people sign in, and each owns their sessions; False: the local profile.
+        self.accounts = accounts
         self.engine: Engine | None = None
+
+    def account_service(self) -> Accounts:
+        if self.engine is None:
+            raise HTTPException(503, DATABASE_NOT_OPEN)
+        return Accounts(self.engine)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -57,9 +68,32 @@ async def get_catalogue(request: Request) -> Catalogue:
     return runtime_of(request).catalogue
 
 
-async def current_owner() -> str:
-    """Whose data a request reads and writes (accounts will decide this beyond loopback)."""
-    return LOCAL_OWNER
+async def signed_in_user(request: Request) -> User | None:
+    """The account this browser is signed in to; None when serving the local profile.
+
+    Raises `SignInRequired` (401, or a page's redirect to /signin) when accounts are on and
+    the browser is not signed in. Looked up once per request and kept on `request.state`.
+    """
+    rt = runtime_of(request)
+    if not rt.accounts:
+        return None
+    known: User | None = getattr(request.state, "user", None)
+    if known is not None:
+        return known
+    service = rt.account_service()
+    user = await run_in_threadpool(service.user_for, request.cookies.get(LOGIN_COOKIE))
+    if user is None:
+        raise SignInRequired
+    request.state.user = user
+    return user
+
+
+UserDep = Annotated[User | None, Depends(signed_in_user)]
+
+
+async def current_owner(user: UserDep) -> str:
+    """Whose data a request reads and writes: the signed-in account, or the local profile."""
+    return LOCAL_OWNER if user is None else user.id
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -11,20 +11,23 @@ import functools
 import json
 import types
 import typing
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Union
+from urllib.parse import quote
 
 from annotated_types import Ge, Gt, Le, Lt
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match
 
 from backrub.core.errors import BackrubError, BadInput, SafetyStop
 from backrub.core.export import verdict_as_dict
 from backrub.core.models import Verdict
 from backrub.store import NoSuchSession, StoreError
+from backrub.web.accounts import SignInRequired, Throttled, WrongPassword
 from backrub.web.schemas import Sentence
 from backrub.web.security import API_PREFIX, secured
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 # Renders an error page for a person (pages.error_page); app.py hands it over.
 PageRenderer = typing.Callable[["Request", int, str], Response]
 
+SIGN_IN_FIRST = "Sign in first: this server keeps each person's sessions in their own account."
 SERVER_FAULT = "Something went wrong inside backrub; nothing more was saved. Try again."
 API_SENTENCES = {
     400: "The request could not be read.",
@@ -74,7 +78,8 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
         if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it only
             raise exc
         sentences = API_SENTENCES if is_api(request) else PAGE_SENTENCES
-        if exc.status_code in sentences:
+        # A route's own sentence is kept; the framework's bare phrase ("Not Found") is not.
+        if exc.status_code in sentences and exc.detail == HTTPStatus(exc.status_code).phrase:
             sentence = sentences[exc.status_code].format(method=request.method)
         else:
             sentence = _as_sentence(str(exc.detail))
@@ -86,6 +91,12 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
             # routes (GET and POST /sessions) allows all of theirs.
             response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
+
+    async def on_sign_in(request: Request, exc: Exception) -> Response:
+        if is_api(request):
+            return JSONResponse({"error": SIGN_IN_FIRST}, 401)
+        # Back to this page after signing in: a path of this site, never another address.
+        return RedirectResponse(f"/signin?next={quote(request.url.path, safe='/')}", 303)
 
     async def on_fault(request: Request, exc: Exception) -> Response:
         # Answered outside the security middleware (Starlette handles server errors last), so
@@ -100,6 +111,7 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(BackrubError, on_backrub)
     app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(SignInRequired, on_sign_in)
     app.add_exception_handler(Exception, on_fault)
 
 
@@ -117,6 +129,10 @@ def is_api(request: Request) -> bool:
 
 
 def status_for(error: BackrubError) -> int:
+    if isinstance(error, WrongPassword):
+        return 401
+    if isinstance(error, Throttled):
+        return 429
     if isinstance(error, NoSuchSession):
         return 404
     if isinstance(error, StoreError):

@@ -1,7 +1,8 @@
 """The pages: server-rendered templates that get their data from the context below and the API.
 
 Every page gets: `request`, `page` (the template's stem), `speed`, `catalogue`, `facts`, `setup`,
-`conditions` (in catalogue order), `pressure_words` (level → word); the player adds
+`conditions` (in catalogue order), `pressure_words` (level → word), `accounts` (whether people
+sign in) and `account` (the signed-in user, or None); the player adds
 `session_id`, the error page `status` and `message`. Every page response sets the CSRF cookie
 the page's scripts echo in `X-CSRF-Token` (see security.py).
 
@@ -11,15 +12,17 @@ No `from __future__ import annotations` here: FastAPI reads the route annotation
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from jinja2 import TemplateNotFound
 
 from backrub.core.models import PRESSURE_WORDS
-from backrub.web.deps import Runtime, RuntimeDep, StoreDep, runtime_of
+from backrub.web.deps import Runtime, RuntimeDep, StoreDep, runtime_of, signed_in_user
 from backrub.web.security import CSRF_COOKIE, new_token, usable_token
 
 router = APIRouter(include_in_schema=False)
+# With accounts on, these pages send a browser that is not signed in to /signin.
+PRIVATE = [Depends(signed_in_user)]
 
 
 def context(request: Request, rt: Runtime, page: str, **extra: Any) -> dict[str, Any]:
@@ -33,6 +36,9 @@ def context(request: Request, rt: Runtime, page: str, **extra: Any) -> dict[str,
         "setup": catalogue.setup,
         "conditions": list(catalogue.conditions.values()),
         "pressure_words": dict(PRESSURE_WORDS),
+        # Accounts on: who is signed in (None on the sign-in pages); off: the local profile.
+        "accounts": rt.accounts,
+        "account": getattr(request.state, "user", None),
         **extra,
     }
 
@@ -70,33 +76,33 @@ def bare_page(_request: Request, status: int, message: str) -> Response:
     return HTMLResponse(body, status)
 
 
-@router.get("/", name="index")
+@router.get("/", name="index", dependencies=PRIVATE)
 async def index(request: Request, rt: RuntimeDep) -> Response:
     return render(request, rt, "index")
 
 
-@router.get("/safety", name="safety")
+@router.get("/safety", name="safety", dependencies=PRIVATE)
 async def safety(request: Request, rt: RuntimeDep) -> Response:
     return render(request, rt, "safety")
 
 
-@router.get("/map", name="map")
+@router.get("/map", name="map", dependencies=PRIVATE)
 async def body_map(request: Request, rt: RuntimeDep) -> Response:
     return render(request, rt, "map")
 
 
-@router.get("/plan", name="plan")
+@router.get("/plan", name="plan", dependencies=PRIVATE)
 async def plan(request: Request, rt: RuntimeDep) -> Response:
     return render(request, rt, "plan")
 
 
-@router.get("/play/{session_id}", name="play")
+@router.get("/play/{session_id}", name="play", dependencies=PRIVATE)
 def play(request: Request, session_id: str, rt: RuntimeDep, store: StoreDep) -> Response:
     store.get(session_id)  # another owner's or an unknown session: the 404 page
     return render(request, rt, "play", session_id=session_id)
 
 
-@router.get("/history", name="history")
+@router.get("/history", name="history", dependencies=PRIVATE)
 async def history(request: Request, rt: RuntimeDep) -> Response:
     return render(request, rt, "history")
 

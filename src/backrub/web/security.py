@@ -2,7 +2,8 @@
 
 - **Host**: only the names this server is reached by on this computer (127.0.0.1, localhost,
   ::1, and the address it was started on). A web page elsewhere cannot point a name of its own at
-  127.0.0.1 (DNS rebinding) and so read or change the local profile.
+  127.0.0.1 (DNS rebinding) and so read or change the local profile. With accounts on, any name:
+  what a request may read is decided by the login cookie, which belongs to one name.
 - **CSRF**: a state-changing request must echo the `backrub_csrf` cookie in `X-CSRF-Token`
   (double submit; the cookie is `SameSite=Strict`), and an `Origin`, when sent, must be ours.
 - **Headers**: a strict Content-Security-Policy (no inline scripts or styles), `nosniff`,
@@ -48,6 +49,7 @@ SECURITY_HEADERS = (
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 FOREIGN_HOST = "This server answers only to {hosts}; open it by one of those addresses."
+NO_HOST = "The request must name this server in a Host header."
 TOO_LARGE = "The request body is too large: at most {kib} KiB."
 FOREIGN_ORIGIN = "Requests from another site are refused; use backrub's own pages."
 UNSIGNED = (
@@ -94,12 +96,17 @@ def host_name(header: str) -> str | None:
 
 class SecurityMiddleware:
     def __init__(
-        self, app: ASGIApp, *, hosts: Iterable[str] = LOOPBACK_HOSTS, max_body: int | None = None
+        self,
+        app: ASGIApp,
+        *,
+        hosts: Iterable[str] | None = LOOPBACK_HOSTS,
+        max_body: int | None = None,
     ) -> None:
+        """`hosts`: the names this server answers to; None answers to any (accounts on)."""
         self.app = app
         self.max_body = max_body
-        self.hosts = frozenset(h.strip("[]").lower() for h in hosts)
-        self.hosts_text = ", ".join(sorted(self.hosts))
+        self.hosts = None if hosts is None else frozenset(h.strip("[]").lower() for h in hosts)
+        self.hosts_text = ", ".join(sorted(self.hosts or ()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,8 +129,11 @@ class SecurityMiddleware:
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
         host = headers.get("host")
-        if host is None or host_name(host) not in self.hosts:
+        name = None if host is None else host_name(host)
+        if self.hosts is not None and name not in self.hosts:
             return 400, FOREIGN_HOST.format(hosts=self.hosts_text)
+        if host is None or name is None:
+            return 400, NO_HOST
         if scope["method"] in SAFE_METHODS:
             return None
         origin = headers.get("origin")

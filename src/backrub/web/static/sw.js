@@ -1,16 +1,21 @@
 // backrub's service worker: the app shell and the session player keep working without the
-// network. Pages and static files: network first, the cached copy when offline. The session
-// player's GET of its session (and the catalogue, for "How to do it") is cached the same way, so
-// a reload offline resumes it; every other API call goes straight to the network (the player
-// queues its events itself).
+// network. Pages and static files: network first, the cached copy when offline (every page a
+// person has opened once, and the shell below from the start). The session player's GET of its
+// session (and the catalogue, for "How to do it") is cached the same way, so a reload offline
+// resumes it. Every other API call goes straight to the network: the player keeps its own events
+// (outbox.js) and applies them on top of the cached session, which may be older.
+// The cached session is the newest the server has told this browser: the answer to each of the
+// player's events replaces it unless it is older (by seq). Finishing or deleting a session,
+// deleting everything or signing out removes it (and the events kept for it).
 // Served at /sw.js so its scope is the whole app.
 
-const CACHE = "backrub-v2";
+const CACHE = "backrub-v3";
 const SHELL = [
   "/",
   "/static/css/app.css",
   "/static/css/pages.css",
   "/static/css/player.css",
+  "/static/js/account.js",
   "/static/js/api.js",
   "/static/js/audio.js",
   "/static/js/backmap.js",
@@ -20,20 +25,28 @@ const SHELL = [
   "/static/js/index.js",
   "/static/js/map.js",
   "/static/js/motion.js",
+  "/static/js/outbox.js",
   "/static/js/plan.js",
   "/static/js/player.js",
+  "/static/js/receiver.js",
+  "/static/js/remote.js",
+  "/static/css/remote.css",
   "/static/js/safety.js",
+  "/static/js/signout.js",
   "/static/js/timeline.js",
   "/static/js/voice.js",
   "/static/icons/icon.svg",
+  "/static/icons/icon-192.png",
   "/static/manifest.webmanifest",
+  "/api/v1/catalogue",
 ];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
     caches
       .open(CACHE)
-      .then((cache) => cache.addAll(SHELL))
+      // One by one: a file that fails to load (a slow start, a moved file) leaves the others cached.
+      .then((cache) => Promise.allSettled(SHELL.map((path) => cache.add(path))))
       .catch(() => {})
       .then(() => self.skipWaiting()),
   );
@@ -69,24 +82,109 @@ async function networkFirst(request) {
   }
 }
 
+function sessionKey(sessionPath) {
+  return new Request(new URL(sessionPath, self.location.origin));
+}
+
+function seqOf(view) {
+  return Number(view && view.state && view.state.seq) || 0;
+}
+
+// One change to the cached sessions at a time: two answers read and replace in turn.
+let keeping = Promise.resolve();
+function inTurn(work) {
+  const next = keeping.then(work, work);
+  keeping = next.catch(() => {});
+  return next;
+}
+
 // The answer to a player's event is the session as the server saved it: kept as the cached copy
-// of the session, so a reload without the network resumes from the last save, not the first.
+// of the session (unless the cached one is newer), so a reload without the network resumes from
+// the last save, not the first. It is cached before the page reads it: the page forgets a kept
+// event only once the cached copy has it.
 async function keepEventAnswer(request, sessionPath) {
   const response = await fetch(request);
-  if (response.ok) {
+  if (!response.ok) return response;
+  await inTurn(async () => {
+    const answer = await response.clone().json();
     const cache = await caches.open(CACHE);
-    await cache.put(new Request(new URL(sessionPath, self.location.origin)), response.clone());
+    const cached = await cache.match(sessionKey(sessionPath), { ignoreVary: true });
+    const before = cached ? await cached.json().catch(() => null) : null;
+    if (before && seqOf(before) > seqOf(answer)) return;
+    const headers = { "Content-Type": "application/json", "Cache-Control": "no-store" };
+    await cache.put(sessionKey(sessionPath), new Response(JSON.stringify(answer), { headers }));
+  }).catch(() => {});
+  return response;
+}
+
+// The events kept for a session (outbox.js: IndexedDB "backrub", store "outbox", keyed by the
+// session's id), or all of them.
+function forgetKept(sessionId) {
+  return new Promise((resolve) => {
+    if (sessionId === null) {
+      const request = indexedDB.deleteDatabase("backrub");
+      request.onsuccess = request.onerror = request.onblocked = () => resolve();
+      return;
+    }
+    const request = indexedDB.open("backrub", 1);
+    request.onupgradeneeded = () => request.result.createObjectStore("outbox");
+    request.onerror = request.onblocked = () => resolve();
+    request.onsuccess = () => {
+      const db = request.result;
+      const tx = db.transaction("outbox", "readwrite");
+      tx.objectStore("outbox").delete(sessionId);
+      tx.oncomplete = tx.onerror = tx.onabort = () => {
+        db.close();
+        resolve();
+      };
+    };
+  });
+}
+
+// Finishing a session, deleting it, deleting everything, signing out: once the server has done
+// it, the copies here go too (the cached session holds tension scores; kept events, positions).
+async function thenForget(request, sessionPath) {
+  const response = await fetch(request);
+  if (response.ok) {
+    await inTurn(async () => {
+      const cache = await caches.open(CACHE);
+      if (sessionPath === null) {
+        const keys = await cache.keys();
+        const sessions = keys.filter((key) => /^\/api\/v1\/sessions\//.test(new URL(key.url).pathname));
+        await Promise.all(sessions.map((key) => cache.delete(key)));
+      } else {
+        await cache.delete(sessionKey(sessionPath), { ignoreVary: true });
+      }
+    }).catch(() => {});
+    const id = sessionPath === null ? null : decodeURIComponent(sessionPath.split("/").pop());
+    await forgetKept(id).catch(() => {});
   }
   return response;
 }
 
 self.addEventListener("fetch", (event) => {
-  const url = new URL(event.request.url);
+  const request = event.request;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
   const events = /^(\/api\/v1\/sessions\/[^/]+)\/events$/.exec(url.pathname);
-  if (events && event.request.method === "POST" && url.origin === self.location.origin) {
-    event.respondWith(keepEventAnswer(event.request, events[1]));
+  if (events && request.method === "POST") {
+    event.respondWith(keepEventAnswer(request, events[1]));
     return;
   }
-  if (!cacheable(url, event.request)) return;
-  event.respondWith(networkFirst(event.request));
+  const finish = /^(\/api\/v1\/sessions\/[^/]+)\/finish$/.exec(url.pathname);
+  if (finish && request.method === "POST") {
+    event.respondWith(thenForget(request, finish[1]));
+    return;
+  }
+  if (request.method === "DELETE" && /^\/api\/v1\/sessions\/[^/]+$/.test(url.pathname)) {
+    event.respondWith(thenForget(request, url.pathname));
+    return;
+  }
+  const everything = url.pathname === "/api/v1/data" || url.pathname === "/api/v1/account/signout";
+  if ((request.method === "DELETE" || request.method === "POST") && everything) {
+    event.respondWith(thenForget(request, null));
+    return;
+  }
+  if (!cacheable(url, request)) return;
+  event.respondWith(networkFirst(request));
 });

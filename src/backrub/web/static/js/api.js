@@ -1,5 +1,5 @@
-// Talking to /api/v1: JSON in and out, the CSRF header on every change, errors as one sentence,
-// and an outbox that keeps a session's events in order while the network is away.
+// Talking to /api/v1: JSON in and out, the CSRF header on every change, errors as one sentence
+// (OfflineError when the server cannot be reached). The player's events wait in outbox.js.
 
 const CSRF_COOKIE = "backrub_csrf";
 
@@ -50,69 +50,6 @@ export async function request(method, url, body, { keepalive = false } = {}) {
 export const getJSON = (url) => request("GET", url);
 export const postJSON = (url, body, options) => request("POST", url, body, options);
 export const deleteJSON = (url) => request("DELETE", url);
-
-// Sends queued POSTs one at a time, in order. A request that cannot reach the server (or meets a
-// 5xx while the server restarts) stays at the head of the queue and is retried when the browser
-// says it is online again, or every few seconds; a 4xx is dropped and reported.
-export class Outbox {
-  constructor({ onResult = () => {}, onError = () => {}, onStatus = () => {} } = {}) {
-    this.items = [];
-    this.busy = false;
-    this.timer = 0;
-    this.onResult = onResult;
-    this.onError = onError;
-    this.onStatus = onStatus;
-    window.addEventListener("online", () => this.flush());
-  }
-
-  get pending() {
-    return this.items.length;
-  }
-
-  push(url, body, meta = {}) {
-    this.items.push({ url, body, meta, failures: 0 });
-    this.flush();
-  }
-
-  async flush() {
-    if (this.busy) return;
-    this.busy = true;
-    clearTimeout(this.timer);
-    try {
-      while (this.items.length) {
-        const item = this.items[0];
-        let data;
-        try {
-          data = await postJSON(item.url, item.body);
-        } catch (error) {
-          const retry =
-            error instanceof OfflineError ||
-            (error instanceof ApiError && error.status >= 500 && ++item.failures < 4);
-          if (retry) {
-            this.onStatus(false);
-            this.timer = setTimeout(() => this.flush(), 5000);
-            return;
-          }
-          this.items.shift();
-          this.onError(error, item);
-          continue;
-        }
-        this.items.shift();
-        this.onStatus(true);
-        this.onResult(data, item, this.items.length === 0);
-      }
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  // When the page goes away: hand what is left to the browser, which may send it after unload.
-  sendOnUnload() {
-    for (const item of this.items) {
-      postJSON(item.url, item.body, { keepalive: true }).catch(() => {});
-    }
-  }
-}
 
 // Safety answers and map choices travel between pages here, and only here: sessionStorage,
 // never the URL and never localStorage.

@@ -1,16 +1,19 @@
 // The session player. The browser is the session's clock: it runs the timeline locally from the
 // server's durations and cues (timeline.js mirrors the engine), on absolute deadlines of active
 // time, and tells the server what happened and when (POST …/events). The server answers with the
-// state, cues and durations, which the page adopts. Events wait in an in-memory outbox while
-// offline and go in order when the network returns. A reload continues, paused, where the last
-// save left it.
+// state, cues and durations, which the page adopts. Events wait in an outbox (outbox.js) while
+// offline and go in order when the network returns; it keeps them across a reload or a closed
+// tab, and the next page applies them to what the server last saved. A reload continues, paused,
+// where the person was.
 
-import { getJSON, Outbox, ApiError, minutesSeconds, store, registerServiceWorker } from "./api.js";
+import { getJSON, ApiError, minutesSeconds, store, registerServiceWorker } from "./api.js";
+import { Outbox } from "./outbox.js";
 import * as T from "./timeline.js";
 import { hands, route, leadRun } from "./motion.js";
 import { readRegions, light, pathData, mapSize, setAvoided } from "./backmap.js";
 import { Sound } from "./audio.js";
 import { Voice } from "./voice.js";
+import { ReceiverRemote } from "./remote.js";
 
 registerServiceWorker();
 
@@ -64,9 +67,10 @@ const prefs = store.get("player", { voice: true, sound: false, volume: 60 });
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 const outbox = new Outbox({
+  key: sessionId,
+  status: $("net-status"),
   onResult: handleResult,
   onError: handleError,
-  onStatus: (online) => ($("net-status").hidden = online),
 });
 
 // ---- the server's view of the session -----------------------------------------------------------
@@ -121,7 +125,8 @@ function handleResult(view, item, last) {
   }
   if (!view) return;
   if (view.message) say(view.message, { kind: "message" });
-  if (view.accepted === false && item.meta.kind !== "progress" && !item.meta.retried) {
+  // (Not for an event kept from an earlier page: the server most likely has it already.)
+  if (view.accepted === false && item.meta.kind !== "progress" && !item.meta.retried && !item.meta.restored) {
     // The server had already seen this sequence number (another tab, or a save it kept from
     // before a reload): send the control again, numbered after what it knows.
     live.seq = Math.max(live.seq, Number(view.state && view.state.seq) || 0, Number(view.seq) || 0);
@@ -549,7 +554,8 @@ function finish(event) {
     },
     { kind: "finish" },
   );
-  if (!navigator.onLine) $("finish-error").textContent = "Offline — it will be saved when the connection is back.";
+  // How tense and the note are health data: the outbox keeps them in memory only, not across a reload.
+  if (!navigator.onLine) $("finish-error").textContent = "Offline — it will be saved when the connection is back; keep this page open.";
 }
 
 // ---- sound and voice ----------------------------------------------------------------------------
@@ -697,25 +703,61 @@ applyMotionPreference();
 
 // ---- start ---------------------------------------------------------------------------------------
 
+// Events an earlier page for this session could not send (offline, then a reload or a closed
+// tab): applied as they were when they happened — on top of what the server last saved, which
+// may be the service worker's older copy — so the page resumes where the person was.
+function replay(items) {
+  let retimed = false;
+  for (const { body } of items) {
+    const at = Math.max(clock.now(), Number(body.active) || 0);
+    clock.set(at);
+    if (body.kind === "skip") {
+      const result = T.skip(live.durations, at);
+      live.durations = result.durations;
+      for (const id of result.dropped) live.fired.add(id);
+      retimed = true;
+    } else if (body.kind === "extend") {
+      live.durations = T.extend(live.durations, at);
+      retimed = true;
+    }
+    // Feedback re-plans on the server: the new pressures come with its answer.
+    for (const id of body.fired || []) live.fired.add(id);
+    live.seq = Math.max(live.seq, body.seq);
+    live.started = true;
+  }
+  if (retimed) live.cues = T.schedule(live.steps, live.durations, live.mode);
+}
+
 async function load() {
   let view;
+  const kept = outbox.restore();
   try {
     view = await getJSON(base);
   } catch (error) {
-    const text =
-      error instanceof ApiError && error.status === 404
-        ? "There is no such session. Start a new one from the beginning."
-        : `The session could not be loaded: ${error.message} Reload when the connection is back.`;
+    const gone = error instanceof ApiError && error.status === 404;
+    const text = gone
+      ? "There is no such session. Start a new one from the beginning."
+      : `The session could not be loaded: ${error.message} Reload when the connection is back.`;
     showEnded(text);
     $("ended-title").textContent = "The session is not here.";
+    await kept;
+    if (gone) outbox.clear();
+    else outbox.start(); // what was kept still goes when the connection is back
     return;
   }
   adopt(view, { initial: true });
+  const restored = await kept;
   main.classList.remove("is-loading");
   if (live.status !== "active") {
+    outbox.clear();
     showEnded(live.status === "stopped" ? "It was ended early; it is saved in your history." : "It is saved in your history.");
     return;
   }
+  // The server has every event up to the seq it saved; the kept ones after it are applied here.
+  const saved = live.seq;
+  outbox.confirmed(saved);
+  replay(restored.filter((item) => item.body.seq > saved));
+  outbox.start();
   const t = clock.now();
   const pos = T.position(live.durations, t, live.stopped);
   showStep(pos);
@@ -744,4 +786,15 @@ async function load() {
 voice.ready.then(() => setVoice(prefs.voice !== false));
 // Sound needs a tap to start: the wish is remembered, and the next tap (Begin or resume) starts it.
 soundButton(false);
-load();
+load().then(() => {
+  // Partner mode: the receiver's remote (remote.js) shows what the receiver taps, says it, and
+  // hands it to `feedback`, as if the giver had tapped it here.
+  if (live.mode !== "partner" || live.ended) return;
+  new ReceiverRemote({
+    sessionId,
+    say: (text) => say(text, { interrupt: true }),
+    chime: () => sound.chime("check-in"),
+    feedback,
+    over: () => live.ended,
+  });
+});

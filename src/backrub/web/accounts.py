@@ -1,0 +1,170 @@
+"""Accounts when backrub serves beyond this computer: who is signed in, passwords, throttling.
+
+- Passwords are hashed with argon2id (argon2-cffi's defaults: 64 MiB, 3 passes, 4 lanes —
+  above OWASP ASVS's minimum of 19 MiB, 2 passes, 1 lane). A sign-in for an unknown address
+  verifies against a dummy hash, so the answer takes as long as for a real one.
+- A signed-in browser holds a random token in the `__Host-backrub_login` cookie (Secure,
+  HttpOnly, SameSite=Lax, Path=/); the database keeps only its SHA-256, so a copy of the
+  database signs no one in. Every sign-in makes a new token; signing out deletes it.
+- Failed sign-ins are counted per account and per client address in the database (all app
+  processes share the count): after `FAILURE_LIMIT` in an hour, sign-in answers 429 for that
+  account or client until the hour has passed — even with the right password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from backrub.core.errors import BadInput
+from backrub.store.accounts import AccountStore, User
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+LOGIN_COOKIE = "__Host-backrub_login"
+LOGIN_DAYS = 30
+FAILURE_LIMIT = 100
+FAILURE_WINDOW = timedelta(hours=1)
+PASSWORD_MIN = 12
+PASSWORD_MAX = 128
+EMAIL_MAX = 254
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_HASHER = PasswordHasher()
+# Verified against when the address is unknown, so that answer is no faster.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+WRONG_PASSWORD = "The email address or the password is wrong."  # noqa: S105 - a sentence
+THROTTLED = (
+    "Too many failed sign-ins for this account or from this device; wait an hour, then try again."
+)
+
+
+class SignInRequired(Exception):
+    """The request needs a signed-in account (the web answers 401, or sends a page to /signin)."""
+
+
+class WrongPassword(BadInput):
+    def __init__(self) -> None:
+        super().__init__(WRONG_PASSWORD)
+
+
+class Throttled(BadInput):
+    def __init__(self) -> None:
+        super().__init__(THROTTLED)
+
+
+class SignedIn(NamedTuple):
+    user: User
+    token: str
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normal_email(email: str) -> str:
+    """The address as stored: trimmed and lower-cased; one sentence when it is not one."""
+    value = email.strip().lower()
+    if len(value) > EMAIL_MAX or _EMAIL.fullmatch(value) is None:
+        raise BadInput(
+            "email must be an email address such as name@example.org "
+            f"(at most {EMAIL_MAX} characters)."
+        )
+    return value
+
+
+def check_password(password: str) -> str:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise BadInput(
+            f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long "
+            f"(got {len(password)}); a few words with spaces make a good one."
+        )
+    return password
+
+
+def _throttle_keys(email: str, client: str) -> tuple[str, str]:
+    # Hashed: a mistyped address or a client's IP is not kept in clear.
+    return (
+        "account:" + hashlib.sha256(email.encode()).hexdigest()[:48],
+        "client:" + hashlib.sha256(client.encode()).hexdigest()[:48],
+    )
+
+
+def _verifies(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class Accounts:
+    """Sign up, sign in and out, change the password, delete the account. Blocking calls (the
+    hash is deliberately slow): routes run them in the thread pool."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.store = AccountStore(engine)
+
+    def _open(self, user: User) -> SignedIn:
+        token = secrets.token_urlsafe(32)
+        moment = now()
+        self.store.open_login(
+            user_id=user.id,
+            token_hash=token_hash(token),
+            now=moment,
+            expires_at=moment + timedelta(days=LOGIN_DAYS),
+        )
+        return SignedIn(user, token)
+
+    def sign_up(self, *, email: str, password: str) -> SignedIn:
+        address = normal_email(email)
+        user = self.store.create_user(
+            email=address, password_hash=_HASHER.hash(check_password(password)), now=now()
+        )
+        return self._open(user)
+
+    def sign_in(self, *, email: str, password: str, client: str) -> SignedIn:
+        address = email.strip().lower()
+        keys = _throttle_keys(address, client)
+        moment = now()
+        counts = self.store.failures_since(keys, moment - FAILURE_WINDOW)
+        if max(counts.values()) >= FAILURE_LIMIT:
+            raise Throttled
+        user = self.store.user_by_email(address)
+        if not _verifies(user.password_hash if user else _DUMMY_HASH, password) or user is None:
+            self.store.record_failure(keys, now=moment, forget_before=moment - FAILURE_WINDOW)
+            raise WrongPassword
+        return self._open(user)
+
+    def user_for(self, token: str | None) -> User | None:
+        if not token or len(token) > 100:
+            return None
+        return self.store.user_for_login(token_hash(token), now=now())
+
+    def sign_out(self, token: str | None) -> None:
+        if token and len(token) <= 100:
+            self.store.close_login(token_hash(token))
+
+    def change_password(self, user: User, *, token: str, current: str, new: str) -> None:
+        """A new password; every other browser signed in to this account is signed out."""
+        if not _verifies(user.password_hash, current):
+            raise WrongPassword
+        self.store.set_password(
+            user.id, _HASHER.hash(check_password(new)), keep_login=token_hash(token)
+        )
+
+    def delete(self, user: User, *, password: str) -> int:
+        """The account and all its sessions; the password is asked again for this."""
+        if not _verifies(user.password_hash, password):
+            raise WrongPassword
+        return self.store.delete_user(user.id)
