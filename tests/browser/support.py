@@ -113,12 +113,17 @@ def _pump(stream: Iterable[str], sink: Callable[[str], object]) -> None:
 
 
 def start_server(
-    tmp_path: Path, database_url: str | None, speed: int = SPEED, port: int = 0
+    tmp_path: Path,
+    database_url: str | None,
+    speed: int = SPEED,
+    port: int = 0,
+    options: Iterable[str] = (),
 ) -> Server:
     """`python -m backrub serve --port 0 --speed N` with its data and cache in `tmp_path` and
     its database there too (SQLite, the default: `database_url` None) or at `database_url`;
     returns once it has printed the address it serves (it takes connections then). `port`
-    other than 0 serves on that port (a restart where the pages already are)."""
+    other than 0 serves on that port (a restart where the pages already are); `options` are
+    more of `serve`'s (`--accounts`)."""
     env = {
         **os.environ,
         "BACKRUB_DATA_DIR": str(tmp_path / "data"),
@@ -128,7 +133,10 @@ def start_server(
     env.pop("BACKRUB_DATABASE_URL", None)
     if database_url is not None:
         env["BACKRUB_DATABASE_URL"] = database_url
-    command = [sys.executable, "-m", "backrub", "serve", "--port", str(port), "--speed", str(speed)]
+    command = [
+        *(sys.executable, "-m", "backrub", "serve", "--port", str(port), "--speed", str(speed)),
+        *options,
+    ]
     process = subprocess.Popen(
         command,
         env=env,
@@ -269,7 +277,8 @@ def answer_safety(page: Page, yes: Iterable[str] = ()) -> None:
 def choose_on_map(page: Page, tensions: dict[str, int], minutes: int) -> None:
     """/map: tap each region's shape on the back, set its tension with its slider, say it is a
     partner's back, and step the minutes to `minutes`."""
-    expect(page).to_have_url(re.compile(r"/map$"))
+    # The map's script runs when the page has loaded: a tap before that would be lost.
+    page.wait_for_url(re.compile(r"/map$"), wait_until="domcontentloaded")
     for region, tension in tensions.items():
         shape = page.locator(f'#map .region[data-region="{region}"]')
         # A paired region's centre lies on the spine, between its two shapes: tap a shape.
