@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,voice]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/stats_scale.py
 	$(BIN)/python bench/web_api.py
 	$(BIN)/python bench/page_weight.py
+	$(BIN)/python bench/audio_render.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

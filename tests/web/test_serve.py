@@ -86,6 +86,8 @@ def test_certificate_options(cli: typer.Typer, env: dict[str, str], tmp_path: Pa
     [
         (["--port", "http"], "Error: --port must be a whole number 0 to 65535 (got 'http').\n"),
         (["--port", "70000"], "Error: --port must be 0 to 65535 (got 70000).\n"),
+        (["--workers", "0"], "Error: --workers must be 1 to 32 (got 0).\n"),
+        (["--workers", "many"], "Error: --workers must be a whole number 1 to 32 (got 'many').\n"),
         (["--speed", "0"], "Error: --speed must be a number above 0 and at most 1000 (got '0').\n"),
         (["--speed", "fast"], "Error: --speed must be a number above 0 and at most 1000 "
                               "(got 'fast').\n"),
@@ -163,6 +165,19 @@ def test_serve_with_accounts(env: dict[str, str]) -> None:
         # Any name reaches it (behind a proxy, the public one); the login decides what it reads.
         status, _ = request(f"{address}/api/v1/catalogue", host="backrub.example")
         assert status == 200
+
+
+def test_serve_with_workers(env: dict[str, str]) -> None:
+    """Two app processes share the port; either answers, and Ctrl-C stops both."""
+    with serving(env, "--workers", "2") as (process, line):
+        address = line.split(" at ", 1)[1].split(" ", 1)[0]
+        for _ in range(6):
+            status, body = request(f"{address}/api/v1/sessions")
+            assert status == 200 and json.loads(body) == {"sessions": []}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+        assert process.stdout is not None
+        assert process.stdout.read() == "backrub has stopped.\n"
 
 
 def request(url: str, *, method: str = "GET", host: str | None = None) -> tuple[int, bytes]:

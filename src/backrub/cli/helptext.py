@@ -19,6 +19,7 @@ COMMANDS = (
     ("remind",),
     ("export",),
     ("forget",),
+    ("audio",),
     ("serve",),
 )
 WIDTH = 100

@@ -5,9 +5,11 @@ No `from __future__ import annotations` here: Typer reads the option annotations
 """
 
 import ipaddress
+import json
+import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +20,7 @@ from backrub.core.errors import OutOfRange
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+MAX_WORKERS = 32
 HTTPS_NEEDED = (
     "Accounts are on: browsers keep a sign-in only over HTTPS, so serve behind an HTTPS reverse "
     "proxy (README, Hosting) or give --certfile and --keyfile."
@@ -104,6 +107,13 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="The certificate's private key (PEM).", metavar="FILE"),
         ] = None,
+        workers: Annotated[
+            str,
+            typer.Option(
+                help="App processes sharing the port (hosting; use PostgreSQL for more than one).",
+                metavar=f"1-{MAX_WORKERS}",
+            ),
+        ] = "1",
     ) -> None:
         """Serve the web app: safety check, body map, plan, the session player, history.
 
@@ -120,6 +130,9 @@ def register(app: typer.Typer) -> None:
             if not 0 <= number <= 65535:
                 raise OutOfRange("--port", number, 0, 65535)
             clock_speed = parse_speed(speed)
+            processes = parse_whole("--workers", workers, 1, MAX_WORKERS)
+            if not 1 <= processes <= MAX_WORKERS:
+                raise OutOfRange("--workers", processes, 1, MAX_WORKERS)
             settings = Settings.from_env()
             from backrub.store import open_store
 
@@ -141,16 +154,32 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         # No access log: paths hold session ids, and health data has no place in logs.
-        config = uvicorn.Config(
-            web,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            ssl_certfile=cert,
-            ssl_keyfile=key,
-        )
+        common: dict[str, Any] = {
+            "log_level": "warning",
+            "access_log": False,
+            "lifespan": "on",
+            "ssl_certfile": cert,
+            "ssl_keyfile": key,
+        }
         try:
-            uvicorn.Server(config).run(sockets=[sock])
+            if processes == 1:
+                uvicorn.Server(uvicorn.Config(web, **common)).run(sockets=[sock])
+            else:
+                from uvicorn.supervisors import Multiprocess
+
+                from backrub.web.app import SERVE_OPTIONS
+
+                # Each worker builds its own app (the one above proved the options work).
+                os.environ[SERVE_OPTIONS] = json.dumps(
+                    {"speed": clock_speed, "hosts": [host], "accounts": with_accounts}
+                )
+                config = uvicorn.Config(
+                    "backrub.web.app:app_from_environment",
+                    factory=True,
+                    workers=processes,
+                    **common,
+                )
+                Multiprocess(config, sockets=[sock]).run()
         except KeyboardInterrupt:
             # The server has shut down cleanly and passes Ctrl-C on: it is how serving ends.
             pass

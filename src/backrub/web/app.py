@@ -8,6 +8,7 @@ request gets a store scoped to its owner on that one engine.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from backrub import __version__
 from backrub.catalogue_cache import cached_catalogue
+from backrub.config import Settings
 from backrub.core.errors import BadInput
 from backrub.store import open_store
 from backrub.web import account_routes, api, errors, pages, remote
@@ -30,12 +32,12 @@ from backrub.web.views import catalogue_as_dict
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
-    from backrub.config import Settings
-
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 MAX_SPEED = 1000
+# `backrub serve --workers N` hands its options to each worker process here (JSON).
+SERVE_OPTIONS = "BACKRUB_SERVE_OPTIONS"
 # The largest body a page sends is an event with the cue ids of a long session.
 MAX_BODY = 64 * 1024
 
@@ -110,3 +112,16 @@ def create_app(
     # Outermost: a session's JSON and the player's scripts shrink to a third on a phone's link.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app each worker process of `backrub serve --workers N` builds for itself: settings
+    from the BACKRUB_* variables, serve's options from BACKRUB_SERVE_OPTIONS. Nothing about a
+    session lives in a worker, so any worker may answer any request."""
+    options = json.loads(os.environ.get(SERVE_OPTIONS) or "{}")
+    return create_app(
+        Settings.from_env(),
+        speed=float(options.get("speed", 1.0)),
+        hosts=[str(h) for h in options.get("hosts", [])],
+        accounts=bool(options.get("accounts", False)),
+    )
