@@ -21,7 +21,7 @@ from backrub.store.tables import FailedLoginRow, LoginRow, SessionRow, UserRow
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy import Engine
+    from sqlalchemy import ColumnElement, Engine
 
 
 class AccountTaken(StoreError):
@@ -57,20 +57,15 @@ class AccountStore:
         return user
 
     def user_by_email(self, email: str) -> User | None:
-        with transaction(self.engine, write=False) as conn:
-            row = conn.execute(
-                select(UserRow.id, UserRow.email, UserRow.password_hash).where(
-                    UserRow.email == email
-                )
-            ).first()
-        return None if row is None else User(*row)
+        return self._user(UserRow.email == email)
 
     def user_by_id(self, user_id: str) -> User | None:
+        return self._user(UserRow.id == user_id)
+
+    def _user(self, where: ColumnElement[bool]) -> User | None:
         with transaction(self.engine, write=False) as conn:
             row = conn.execute(
-                select(UserRow.id, UserRow.email, UserRow.password_hash).where(
-                    UserRow.id == user_id
-                )
+                select(UserRow.id, UserRow.email, UserRow.password_hash).where(where)
             ).first()
         return None if row is None else User(*row)
 

@@ -33,6 +33,7 @@ from backrub.store.remote import (
     TooManyMessages,
     normalise_code,
 )
+from backrub.web.api import COMMON
 from backrub.web.deps import DATABASE_NOT_OPEN, RuntimeDep, StoreDep
 from backrub.web.pages import render
 from backrub.web.schemas import MAX_SEQ, Body, ErrorOut
@@ -43,14 +44,7 @@ MAX_WAIT = 25
 DEFAULT_WAIT = 20
 POLL_SECONDS = 0.25
 
-router = APIRouter(
-    responses={
-        400: {"model": ErrorOut, "description": "The request body could not be read"},
-        403: {"model": ErrorOut, "description": "Missing CSRF token, or another site's request"},
-        413: {"model": ErrorOut, "description": "The request body is too large"},
-        422: {"model": ErrorOut, "description": "The input is not allowed; the sentence says why"},
-    }
-)
+router = APIRouter(responses=COMMON)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such session for this profile"}
