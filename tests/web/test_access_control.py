@@ -1,0 +1,146 @@
+"""Object-level access, route by route: every API route that takes a session id, listed from the
+OpenAPI schema (so a new route is covered the day it is added), called by one person on another
+person's session reads nothing and changes nothing — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import create_engine, func, select
+from starlette.exceptions import StarletteDeprecationWarning
+
+from backrub.store.tables import FeedbackRow, RemoteMessageRow, RemoteRow, SessionRow
+from backrub.web import create_app
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Using `httpx`", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from backrub.config import Settings
+
+BASE = "https://backrub.example"
+PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account's
+# A valid body for the routes that need one, so that a refusal is about whose session it is.
+BODIES: dict[str, dict[str, Any]] = {
+    "/api/v1/sessions/{session_id}/events": {
+        "kind": "feedback", "active": 30.0, "seq": 5, "feedback": "softer", "fired": [],
+    },
+    "/api/v1/sessions/{session_id}/finish": {"active": 60.0, "tension_after": 2, "stopped": True},
+}  # fmt: skip
+STATE_CHANGING = {"post", "put", "patch", "delete"}
+
+
+def routes_with_a_session_id(client: TestClient) -> list[tuple[str, str]]:
+    schema = client.get("/api/v1/openapi.json").json()
+    return [
+        (method, path)
+        for path, operations in schema["paths"].items()
+        if "{session_id}" in path
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+
+def snapshot(settings: Settings, session_id: str) -> dict[str, Any]:
+    """Everything stored about one session, to compare before and after."""
+    engine = create_engine(settings.database_url or "")
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(select(SessionRow).where(SessionRow.id == session_id)).one()
+            counts = {
+                table.__tablename__: conn.execute(
+                    select(func.count()).select_from(table).where(table.session_id == session_id)
+                ).scalar_one()
+                for table in (FeedbackRow, RemoteRow, RemoteMessageRow)
+            }
+    finally:
+        engine.dispose()
+    return {**row._asdict(), **counts}
+
+
+def test_another_persons_session_is_out_of_reach_on_every_route(
+    settings: Settings, body: Callable[..., dict[str, Any]]
+) -> None:
+    app = create_app(settings, accounts=True)
+    with (
+        TestClient(app, base_url=BASE, follow_redirects=False) as ana,
+        TestClient(app, base_url=BASE, follow_redirects=False) as ben,
+    ):
+        for client, email in ((ana, "ana@example.org"), (ben, "ben@example.org")):
+            client.get("/signin")
+            client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+            signed = client.post(
+                "/api/v1/account/signup",
+                json={"email": email, "password": PASSWORD, "consent": True},
+            )
+            assert signed.status_code == 201
+        created = ana.post("/api/v1/sessions", json=body())
+        assert created.status_code == 201
+        session_id = created.json()["id"]
+        before = snapshot(settings, session_id)
+
+        routes = routes_with_a_session_id(ben)
+        # The routes known today must be among them: the listing itself is checked.
+        assert {("get", "/api/v1/sessions/{session_id}"),
+                ("post", "/api/v1/sessions/{session_id}/events"),
+                ("post", "/api/v1/sessions/{session_id}/finish"),
+                ("delete", "/api/v1/sessions/{session_id}"),
+                ("post", "/api/v1/sessions/{session_id}/remote")} <= set(routes)  # fmt: skip
+        for method, path in routes:
+            url = path.replace("{session_id}", session_id)
+            answer = ben.request(method.upper(), url, json=BODIES.get(path))
+            assert answer.status_code == 404, (method, path, answer.status_code, answer.text)
+            assert session_id in answer.json()["error"] or "No session" in answer.json()["error"]
+            # The same call with no login at all is refused before it looks.
+            anonymous = TestClient(app, base_url=BASE)
+            anonymous.cookies.set("backrub_csrf", ana.cookies["backrub_csrf"])
+            refused = anonymous.request(
+                method.upper(),
+                url,
+                json=BODIES.get(path),
+                headers={"X-CSRF-Token": ana.cookies["backrub_csrf"]},
+            )
+            assert refused.status_code == 401, (method, path)
+        assert snapshot(settings, session_id) == before
+        # Lists are scoped too.
+        assert ben.get("/api/v1/sessions").json() == {"sessions": []}
+        assert ben.get("/api/v1/stats").json()["sessions"] == 0
+        # And Ana still reads it, so the 404s above were about Ben.
+        assert ana.get(f"/api/v1/sessions/{session_id}").status_code == 200
+
+
+@pytest.mark.parametrize("accounts", [False, True])
+def test_every_state_changing_route_needs_the_csrf_token(
+    settings: Settings, accounts: bool
+) -> None:
+    """A POST, PUT, PATCH or DELETE without the token, or from another site, is refused before
+    any route runs — every one of them, listed from the schema."""
+    app = create_app(settings, accounts=accounts)
+    base = BASE if accounts else "http://127.0.0.1:8000"
+    with TestClient(app, base_url=base) as client:
+        schema = client.get("/api/v1/openapi.json").json()
+        client.get("/signin" if accounts else "/")
+        token = client.cookies["backrub_csrf"]
+        changing = [
+            (method, path.replace("{session_id}", "x" * 32).replace("{code}", "ABCDEF"))
+            for path, operations in schema["paths"].items()
+            for method in operations
+            if method in STATE_CHANGING
+        ]
+        assert len(changing) >= 10
+        for method, url in changing:
+            missing = client.request(method.upper(), url, json={})
+            assert missing.status_code == 403, (method, url)
+            foreign = client.request(
+                method.upper(),
+                url,
+                json={},
+                headers={"X-CSRF-Token": token, "Origin": "https://evil.example"},
+            )
+            assert foreign.status_code == 403, (method, url)
+            assert foreign.json()["error"].startswith("Requests from another site are refused")
