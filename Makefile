@@ -22,6 +22,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
+	$(BIN)/bandit -q -r src -ll
 
 types: $(STAMP)
 	$(BIN)/mypy
@@ -41,6 +42,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/web_api.py
 	$(BIN)/python bench/page_weight.py
 	$(BIN)/python bench/audio_render.py
+	$(BIN)/python bench/crash_safety.py
+	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

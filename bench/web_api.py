@@ -4,7 +4,9 @@ What is measured: `POST /api/v1/sessions/{id}/events` as the session player send
 save (`kind: progress`) and a partner's feedback (`kind: feedback`, softer and firmer in turn,
 which re-plans the rest and stores the event) — each with a `seq` one above the last, a growing
 `active` time and the cue ids given so far, the CSRF cookie and header, and
-`Accept-Encoding: gzip` as a browser sends it. The server is `python -m backrub serve --port 0`
+`Accept-Encoding: gzip` as a browser sends it. A progress save is answered small (`EventSaved`),
+feedback with the whole session (`EventAnswer`), and so is an event the server turns down (the
+worst case below has many). The server is `python -m backrub serve --port 0`
 (one uvicorn process, as `backrub serve` runs it) on a fresh `BACKRUB_DATA_DIR`: first on SQLite,
 then on PostgreSQL (a database of its own on 127.0.0.1:5432, created and dropped by this script).
 

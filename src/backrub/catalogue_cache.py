@@ -37,10 +37,13 @@ def cached_catalogue(cache_dir: Path) -> Catalogue:
     path = cache_dir / f"catalogue-{cache_key(files)}.pickle"
     try:
         with path.open("rb") as fh:
-            # Trusted: written by backrub itself into the user's own cache directory.
-            loaded = pickle.load(fh)  # noqa: S301
-        if isinstance(loaded, Catalogue):
-            return loaded
+            # Trusted only when written by this user (backrub writes it 0600) and writable by
+            # no one else: a pickle runs code, so a cache directory shared by mistake
+            # (BACKRUB_CACHE_DIR=/tmp/…) must not let another account plant one.
+            if _private(os.fstat(fh.fileno())):
+                loaded = pickle.load(fh)  # noqa: S301 # nosec B301
+                if isinstance(loaded, Catalogue):
+                    return loaded
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError):
         pass
     catalogue = parse_catalogue(files)
@@ -49,6 +52,12 @@ def cached_catalogue(cache_dir: Path) -> Catalogue:
         if stale != path:
             stale.unlink(missing_ok=True)
     return catalogue
+
+
+def _private(stat: os.stat_result) -> bool:
+    if not hasattr(os, "getuid"):  # Windows: the user's profile folder is private already
+        return True
+    return stat.st_uid == os.getuid() and not stat.st_mode & 0o022
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -36,10 +36,11 @@ UNREACHABLE = re.compile(
     r"^The server can't be reached — (\d+) changes? will be sent when it's back\.$"
 )
 # The browser's own line for each of the player's sends that could not go out (the service
-# worker passes the failure on); the pages themselves log nothing.
+# worker passes the failure on), and for a spoken cue's clip while the server was down; the
+# pages themselves log nothing.
 UNSENT = re.compile(
     r"^console\.error: Failed to load resource: net::ERR_[A-Z_]+ "
-    r"\(http://[^ ]+/api/v1/sessions/[0-9a-f]+/events:0\)$"
+    r"\(http://[^ ]+/api/v1/sessions/[0-9a-f]+/(events|voice\?text=[^ ]*):0\)$"
 )
 # The fields an event kept in the browser may hold: positions, cue ids, a feedback word.
 EVENT_FIELDS = {"kind", "active", "seq", "fired", "feedback"}

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 import icalendar
 import pytest
 
+from backrub.core import engine
 from backrub.core.catalogue import CONTRAINDICATIONS
 from backrub.store import SessionStore
+from backrub.web.schemas import EventAnswer, EventSaved
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,10 +30,19 @@ if TYPE_CHECKING:
     Connect = Callable[[FastAPI], AbstractContextManager[TestClient]]
 
 
+SAVED_FIELDS = {"accepted", "seq", "active", "fired", "message"}
+
+
 def event(client: TestClient, session_id: str, **body: Any) -> dict[str, Any]:
+    """Send an event; its answer must be one of the two the OpenAPI schema describes."""
     response = client.post(f"/api/v1/sessions/{session_id}/events", json=body)
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
+    if "state" in answer:
+        EventAnswer.model_validate(answer)
+    else:
+        assert set(answer) == SAVED_FIELDS
+        EventSaved.model_validate(answer)
     return answer
 
 
@@ -221,18 +232,73 @@ def test_progress_pause_and_resume_record_time_and_cues(api: TestClient, start: 
     view = start(api)
     sid = view["id"]
     answer = event(api, sid, kind="progress", active=50, seq=1, fired=["step:0", "half:0"])
-    assert answer["accepted"] is True and answer["message"] is None
-    assert answer["active"] == 50
-    assert answer["state"]["fired"] == ["half:0", "step:0"]
-    assert answer["state"]["started"] is True and answer["state"]["seq"] == 1
-    assert answer["durations"] == view["durations"]
-    assert answer["record"]["seconds_done"] == 50
+    # The timeline is as the page has it: the answer is only what the server saved.
+    assert answer == {
+        "accepted": True, "seq": 1, "active": 50, "fired": ["half:0", "step:0"], "message": None,
+    }  # fmt: skip
+    saved = api.get(f"/api/v1/sessions/{sid}").json()
+    assert saved["active"] == 50 and saved["state"]["fired"] == ["half:0", "step:0"]
+    assert saved["state"]["started"] is True and saved["state"]["seq"] == 1
+    assert saved["durations"] == view["durations"] and saved["cues"] == view["cues"]
+    assert saved["record"]["seconds_done"] == 50
     answer = event(api, sid, kind="pause", active=61.5, seq=2)
+    assert (answer["accepted"], answer["seq"], answer["active"]) == (True, 2, 61.5)
     answer = event(api, sid, kind="resume", active=61.5, seq=3, fired=["check:0"])
-    assert answer["state"]["fired"] == ["check:0", "half:0", "step:0"]
+    assert answer["fired"] == ["check:0", "half:0", "step:0"]
     again = api.get(f"/api/v1/sessions/{sid}").json()
     assert again["active"] == 61.5 and again["state"]["seq"] == 3
+    assert again["state"]["fired"] == ["check:0", "half:0", "step:0"]
     assert again["record"]["seconds_done"] == 61
+
+
+def test_a_plain_event_saves_what_the_engine_would(api: TestClient, start: Start) -> None:
+    """Progress, pause and resume change the saved state without restoring the engine's: what
+    they save is what restoring it, applying the event and saving would."""
+    sid = start(api)["id"]
+    event(api, sid, kind="skip", active=20, seq=1)  # durations no longer the plan's
+    sends = [
+        {"kind": "progress", "active": 35.25, "seq": 2, "fired": ["step:1", "half:0"]},
+        {"kind": "pause", "active": 30.0, "seq": 3},  # earlier: time does not go back
+        {"kind": "resume", "active": 36.0, "seq": 7, "fired": ["step:1", "check:0"]},
+        {"kind": "progress", "active": 86_000.0, "seq": 8, "fired": ["finish"]},  # past the end
+    ]
+    for body in sends:
+        before = engine.state_from_dict(api.get(f"/api/v1/sessions/{sid}").json()["state"])
+        at = max(before.active, body["active"])
+        expected = before._replace(
+            active=at,
+            started=True,
+            fired=before.fired | frozenset(body.get("fired", [])),
+            seq=body["seq"],
+        )
+        answer = event(api, sid, **body)
+        after = api.get(f"/api/v1/sessions/{sid}").json()
+        assert after["state"] == engine.state_as_dict(expected, at)
+        assert (answer["seq"], answer["active"], answer["fired"]) == (
+            body["seq"], at, after["state"]["fired"],
+        )  # fmt: skip
+        assert after["record"]["seconds_done"] == int(engine.position(expected, at).elapsed)
+    assert after["record"]["seconds_done"] == after["total"]
+
+
+def test_a_refused_progress_save_answers_the_whole_session(api: TestClient, start: Start) -> None:
+    """The page adopts the server's state when its event is turned down, so it gets all of it."""
+    sid = start(api)["id"]
+    event(api, sid, kind="progress", active=80, seq=3, fired=["step:0"])
+    for body in (
+        {"kind": "progress", "active": 90, "seq": 3},
+        {"kind": "pause", "active": 95, "seq": 2, "fired": ["half:0"]},
+        {"kind": "resume", "active": 95, "seq": 1},
+    ):
+        answer = event(api, sid, **body)
+        assert answer["accepted"] is False and answer["message"] is None
+        assert answer == {**api.get(f"/api/v1/sessions/{sid}").json(), **answer}
+        assert answer["state"]["seq"] == 3 and answer["active"] == 80
+        assert answer["state"]["fired"] == ["step:0"]
+    finish(api, sid, 4)
+    late = event(api, sid, kind="progress", active=1000, seq=9)
+    assert late["accepted"] is False and late["record"]["status"] == "finished"
+    assert late["state"]["seq"] == api.get(f"/api/v1/sessions/{sid}").json()["state"]["seq"]
 
 
 def test_skip_ends_the_step_now(api: TestClient, start: Start) -> None:

@@ -134,6 +134,7 @@ def test_openapi_describes_the_api_and_only_the_api(lite: TestClient) -> None:
         "/api/v1/sessions/{session_id}", "/api/v1/sessions/{session_id}/events",
         "/api/v1/sessions/{session_id}/finish", "/api/v1/stats", "/api/v1/export",
         "/api/v1/data", "/api/v1/reminders.ics",
+        "/api/v1/sessions/{session_id}/voice", "/api/v1/audio",
         "/api/v1/sessions/{session_id}/remote", "/api/v1/sessions/{session_id}/remote/messages",
         "/api/v1/remote/{code}", "/api/v1/remote/{code}/feedback",
         "/api/v1/account", "/api/v1/account/signup", "/api/v1/account/signin",

@@ -19,6 +19,8 @@ COMMANDS = (
     ("remind",),
     ("export",),
     ("forget",),
+    ("backup",),
+    ("restore",),
     ("audio",),
     ("serve",),
 )

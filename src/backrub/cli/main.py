@@ -199,9 +199,10 @@ def make_app(catalogue: "Catalogue", *, planning_only: bool = False) -> typer.Ty
             show(render.library(catalogue))
 
     if not planning_only:
-        from backrub.cli import audio_command, serve_command, session_commands
+        from backrub.cli import audio_command, backup_commands, serve_command, session_commands
 
         session_commands.register(app, catalogue)
+        backup_commands.register(app)
         audio_command.register(app, catalogue)
         serve_command.register(app)
     return app

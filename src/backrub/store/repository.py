@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from backrub.core.models import FeedbackEvent, Focus, SessionRecord
 from backrub.store import validation as check
@@ -20,7 +20,7 @@ from backrub.store.migration import SCHEMA_HEAD, migrate
 from backrub.store.tables import FeedbackRow, SessionRow
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy import Connection, Engine, Row
 
@@ -46,6 +46,44 @@ _RECORD_COLUMNS = (
     SessionRow.tender,
     SessionRow.ended_at,
 )
+
+# The player's event path (`advance`) runs these for every event: built once, not per call
+# (building a statement costs more Python than running it). Every one is scoped to the owner.
+_THIS = (SessionRow.id == bindparam("b_id")) & (SessionRow.owner == bindparam("b_owner"))
+_SAVED = select(SessionRow.status, SessionRow.progress_seq, SessionRow.state).where(_THIS)
+_SAVED_LOCKED = _SAVED.with_for_update()
+_RECORD_AND_PLAN = select(*_RECORD_COLUMNS, SessionRow.plan).where(_THIS)
+_SAVE = update(SessionRow).where(_THIS)
+_DUPLICATE_FEEDBACK = select(FeedbackRow.id).where(
+    FeedbackRow.session_id == bindparam("b_id"),
+    FeedbackRow.kind == bindparam("b_kind"),
+    FeedbackRow.at == bindparam("b_at"),
+    FeedbackRow.step == bindparam("b_step"),
+    FeedbackRow.region == bindparam("b_region"),
+)
+
+
+class Change(NamedTuple):
+    """What one event makes of a session's saved state (see `SessionStore.advance`)."""
+
+    seconds_done: int
+    state: dict[str, Any]
+    # What the receiver said, if the event was feedback, and the tender regions it led to.
+    feedback: FeedbackEvent | None = None
+    tender: Sequence[str] | None = None
+    # The top-level fields of `state` that differ from the saved one, when the caller knows:
+    # only they are checked (the rest was checked when it was saved). None: check all of it.
+    changed: Sequence[str] | None = None
+
+
+class Advanced(NamedTuple):
+    """What `advance` did: the state now saved (the new one, or the one kept)."""
+
+    accepted: bool
+    state: dict[str, Any]
+    # Read in the same transaction when asked for, and always when the change was refused.
+    record: SessionRecord | None = None
+    plan: dict[str, Any] | None = None
 
 
 def open_store(settings: Settings, owner: str = "local") -> SessionStore:
@@ -174,6 +212,55 @@ class SessionStore:
                 conn.execute(insert(FeedbackRow), {"session_id": session_id, **row})
             if values["progress_seq"] > stored_seq:
                 conn.execute(update(SessionRow).where(self._mine(session_id)).values(values))
+
+    def advance(
+        self,
+        session_id: str,
+        *,
+        seq: int,
+        change: Callable[[dict[str, Any]], Change],
+        full: bool,
+    ) -> Advanced:
+        """One of the player's events, in one write transaction: read the saved state, let
+        `change` make the new one, save it; with `full`, read the record and plan afterwards.
+
+        The seq rule of `save_progress` holds: `change` is not called and nothing is written
+        (accepted False, the record and plan read) when the session has ended or `seq` is not
+        above the saved one. The row stays locked from the read to the write (PostgreSQL's
+        FOR UPDATE; SQLite's write transaction holds the database), so no other save can come
+        between, and the saved fields `change` merges (cues given, active time) are current.
+        """
+        seq = check.whole("The save's sequence number", seq, 0)
+        key = {"b_id": session_id, "b_owner": self.owner}
+        with transaction(self.engine, write=True) as conn:
+            saved = conn.execute(_SAVED_LOCKED, key).first()
+            if saved is None:
+                raise NoSuchSession(session_id)
+            accepted = saved.status == "active" and seq > saved.progress_seq
+            state: dict[str, Any] = saved.state
+            if accepted:
+                new = change(state)
+                state = new.state
+                if new.changed is not None:
+                    check.plain_data("session state", {k: state[k] for k in new.changed})
+                values = self._progress(
+                    seq=seq, seconds_done=new.seconds_done, state=state, whole=new.changed is None
+                )
+                if new.tender is not None:
+                    values["tender"] = check.ids("The tender regions", new.tender)
+                if new.feedback is not None:
+                    row = check.feedback(new.feedback)
+                    # Kept once, even if it arrives twice.
+                    match = {"b_id": session_id, **{f"b_{k}": v for k, v in row.items()}}
+                    if conn.execute(_DUPLICATE_FEEDBACK, match).first() is None:
+                        conn.execute(insert(FeedbackRow), {"session_id": session_id, **row})
+                conn.execute(_SAVE, {**key, **values})
+            if accepted and not full:
+                return Advanced(accepted=True, state=state)
+            found = conn.execute(_RECORD_AND_PLAN, key).one()
+            events = self._feedback(conn, FeedbackRow.session_id == session_id)
+        record = _record(found, events.get(session_id, ()))
+        return Advanced(accepted=accepted, state=state, record=record, plan=found.plan)
 
     def finish(
         self,
@@ -322,11 +409,14 @@ class SessionStore:
         return row.status, row.progress_seq, row.started_at
 
     @staticmethod
-    def _progress(*, seq: int, seconds_done: int, state: dict[str, Any]) -> dict[str, Any]:
+    def _progress(
+        *, seq: int, seconds_done: int, state: dict[str, Any], whole: bool = True
+    ) -> dict[str, Any]:
+        """The columns a save writes; `whole=False` when the caller checked the state."""
         return {
             "progress_seq": check.whole("The save's sequence number", seq, 0),
             "seconds_done": check.whole("Seconds done", seconds_done, 0),
-            "state": check.plain_data("session state", state),
+            "state": check.plain_data("session state", state) if whole else state,
             "updated_at": _now(),
         }
 

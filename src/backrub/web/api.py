@@ -20,6 +20,7 @@ from backrub.web.schemas import (
     ErrorOut,
     EventAnswer,
     EventBody,
+    EventSaved,
     FinishBody,
     PlanBody,
     ReminderQuery,
@@ -96,14 +97,22 @@ def get_session(session_id: str, store: StoreDep) -> dict[str, Any]:
     return sessions.view(sessions.load(store, session_id))
 
 
-@router.post("/sessions/{session_id}/events", response_model=EventAnswer, responses={**NOT_FOUND})
+@router.post(
+    "/sessions/{session_id}/events",
+    response_model=EventAnswer | EventSaved,
+    responses={**NOT_FOUND},
+)
 def post_event(
     session_id: str, body: EventBody, catalogue: CatalogueDep, store: StoreDep
-) -> dict[str, Any]:
-    """Apply one of the player's events at the active time it happened; answer with the new
-    timeline. An event not newer than the saved state is ignored (`accepted: false`)."""
+) -> Response:
+    """Apply one of the player's events at the active time it happened. A progress save, pause
+    or resume answers small (`EventSaved`); a skip, extend or feedback answers with the new
+    timeline (`EventAnswer`), as does an event not newer than the saved state, which is ignored
+    (`accepted: false`)."""
     outcome = sessions.apply_event(catalogue, store, session_id, body)
-    return {**sessions.view(outcome.live), "accepted": outcome.accepted, "message": outcome.message}
+    # Serialised here: FastAPI's check of a whole session against the model cost more than the
+    # event itself. The model still describes the answer (OpenAPI); tests check answers by it.
+    return Response(sessions.answer_json(outcome), media_type=JSON)
 
 
 @router.post(

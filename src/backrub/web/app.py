@@ -24,7 +24,7 @@ from backrub.catalogue_cache import cached_catalogue
 from backrub.config import Settings
 from backrub.core.errors import BadInput
 from backrub.store import open_store
-from backrub.web import account_routes, api, errors, pages, remote
+from backrub.web import account_routes, api, audio_routes, errors, pages, remote
 from backrub.web.deps import Runtime
 from backrub.web.security import LOOPBACK_HOSTS, SecurityMiddleware
 from backrub.web.views import catalogue_as_dict
@@ -97,6 +97,7 @@ def create_app(
     # On the router, inside the security middleware, so a body sent in chunks is cut off with
     # its headers; a Content-Length over the limit is refused in JSON before (security.py).
     app.include_router(api.router, max_body_size=MAX_BODY)
+    app.include_router(audio_routes.router, max_body_size=MAX_BODY)
     app.include_router(account_routes.api, max_body_size=MAX_BODY)
     app.include_router(account_routes.pages)
     app.include_router(remote.router, max_body_size=MAX_BODY)

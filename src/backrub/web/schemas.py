@@ -226,9 +226,24 @@ class SessionView(BaseModel):
 
 
 class EventAnswer(SessionView):
+    """The answer to an event that changed the timeline (skip, extend, feedback) or was refused:
+    the whole session, which the page adopts."""
+
     accepted: bool
     # What to say after feedback ("Softer: light pressure now."); None for other events.
     message: str | None
+
+
+class EventSaved(BaseModel):
+    """The answer to an accepted progress save, pause or resume: the timeline is as the page
+    has it, so only what the server saved that the page may not know."""
+
+    accepted: Literal[True]
+    # The saved state's `seq`, active time and every cue given (the union of all sent).
+    seq: int
+    active: float
+    fired: list[str]
+    message: None
 
 
 class SessionList(BaseModel):

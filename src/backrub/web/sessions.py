@@ -8,6 +8,7 @@ processes can serve one database and a restart loses nothing.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from backrub.core import engine
@@ -17,6 +18,7 @@ from backrub.core.insights import history_for_planning
 from backrub.core.models import PRESSURE_CEILINGS, Finding, Focus, PlanRequest
 from backrub.core.planner import build_plan, rules_for, validate_request
 from backrub.core.safety import assess, make_finding
+from backrub.store.repository import Change
 from backrub.web.schemas import MAX_SEQ
 
 if TYPE_CHECKING:
@@ -44,10 +46,21 @@ class Live(NamedTuple):
 
 
 class Outcome(NamedTuple):
-    live: Live
     # False when the event was older than the saved state, or the session had ended.
     accepted: bool
+    # The engine's state as saved (`engine.state_as_dict`): the new one, or the one kept.
+    state: dict[str, Any]
+    # The whole session, for the full answer; None for an accepted plain event.
+    live: Live | None = None
+    # What to say after feedback.
     message: str | None = None
+
+
+# Events that record only the active time and the cues given: the timeline stays as the page
+# has it, so their answer is small (`saved`) unless they are refused.
+PLAIN = frozenset({"progress", "pause", "resume"})
+# What they change in the saved state.
+RECORDED = ("active", "anchor", "started", "fired", "seq")
 
 
 # ---- safety and planning --------------------------------------------------------------------
@@ -128,25 +141,89 @@ def view(live: Live) -> dict[str, Any]:
     }
 
 
+def answer(outcome: Outcome) -> dict[str, Any]:
+    """`EventAnswer`: the whole session (`SessionView`) with `accepted` and `message`; or, for
+    an accepted progress save, pause or resume, `EventSaved` — what the page does not know."""
+    if outcome.live is None:
+        state = outcome.state
+        return {
+            "accepted": True,
+            "seq": state["seq"],
+            "active": state["active"],
+            "fired": state["fired"],
+            "message": None,
+        }
+    return {**view(outcome.live), "accepted": outcome.accepted, "message": outcome.message}
+
+
+def answer_json(outcome: Outcome) -> bytes:
+    """The answer as the bytes FastAPI's JSONResponse would send (UTF-8, compact)."""
+    text = json.dumps(answer(outcome), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode()
+
+
 def apply_event(
     catalogue: Catalogue, store: SessionStore, session_id: str, body: EventBody
 ) -> Outcome:
-    """Apply one of the player's events at the active time it happened, and save the result.
+    """Apply one of the player's events at the active time it happened, and save the result,
+    in one transaction.
 
     An event whose `seq` is not above the saved one, or one for a session that has ended, is
-    ignored: a late or repeated send never moves a session backwards.
+    ignored: a late or repeated send never moves a session backwards. The outcome carries the
+    whole session only when the page needs it: the timeline changed, or the event was refused
+    (the page then adopts what the server has).
     """
-    live = load(store, session_id)
-    saved = live.state
-    if live.record.status != "active" or body.seq <= saved.seq:
-        return Outcome(live, accepted=False)
+    plain = body.kind in PLAIN
+    # What the engine made of the event (skip, extend, feedback), for the answer.
+    applied: list[tuple[engine.LiveState, str | None]] = []
+
+    def change(saved: dict[str, Any]) -> Change:
+        if plain and saved.get("format") == engine.STATE_FORMAT:
+            return _recorded(saved, body)
+        state, message, new = _applied(catalogue, saved, body)
+        applied.append((state, message))
+        return new
+
+    done = store.advance(session_id, seq=body.seq, change=change, full=not plain)
+    if done.record is None or done.plan is None:
+        return Outcome(done.accepted, done.state)
+    state, message = applied[-1] if applied else (engine.state_from_dict(done.state), None)
+    return Outcome(done.accepted, done.state, Live(done.record, done.plan, state), message)
+
+
+def _recorded(saved: dict[str, Any], body: EventBody) -> Change:
+    """A progress save, pause or resume: only the active time, the cues given and `seq` change.
+
+    Works on the saved JSON as it is: the same as restoring the engine's state, applying the
+    event and saving it again (tests/web check that), without the cost of doing so — most of
+    an event's time when it was done that way.
+    """
     # Time only moves forward, even when events arrive out of order from two devices.
-    at = max(saved.active, body.active)
-    state = saved._replace(
-        active=at, anchor=None, started=True, fired=saved.fired | frozenset(body.fired)
+    at = max(float(saved["active"]), body.active)
+    state = {
+        **saved,
+        "active": at,
+        "anchor": None,
+        "started": True,
+        "fired": sorted({*saved["fired"], *body.fired}),
+        "seq": body.seq,
+    }
+    total = sum(float(d) for d in saved["durations"])
+    return Change(seconds_done=int(min(at, total)), state=state, changed=RECORDED)
+
+
+def _applied(
+    catalogue: Catalogue, saved: dict[str, Any], body: EventBody
+) -> tuple[engine.LiveState, str | None, Change]:
+    """Skip, extend or feedback (or a saved state in an unknown format): through the engine.
+    Also the message to say after feedback."""
+    restored = engine.state_from_dict(saved)
+    at = max(restored.active, body.active)
+    state = restored._replace(
+        active=at, anchor=None, started=True, fired=restored.fired | frozenset(body.fired)
     )
-    message: str | None = None
     event: FeedbackEvent | None = None
+    message: str | None = None
     if body.kind == "skip":
         state = engine.skip(state, at)
     elif body.kind == "extend":
@@ -155,30 +232,15 @@ def apply_event(
         if body.feedback is None:  # the schema already refuses this
             raise BadInput("A feedback event needs feedback: good, softer, firmer or tender.")
         state, message = engine.feedback(catalogue, state, at, body.feedback)
-        if len(state.feedback) > len(saved.feedback):
+        if len(state.feedback) > len(restored.feedback):
             event = state.feedback[-1]
     # pause, resume and progress only record the active time and the cues given.
     state = state._replace(seq=body.seq)
     done = int(engine.position(state, at).elapsed)
     data = engine.state_as_dict(state, at)
-    if event is not None:
-        store.add_feedback(
-            session_id,
-            event=event,
-            seq=state.seq,
-            seconds_done=done,
-            state=data,
-            tender=state.tender,
-        )
-    elif not store.save_progress(session_id, seq=state.seq, seconds_done=done, state=data):
-        # Another request saved a newer state meanwhile: answer with that one.
-        return Outcome(load(store, session_id), accepted=False)
-    record = live.record._replace(
-        seconds_done=done,
-        tender=state.tender,
-        feedback=(*live.record.feedback, event) if event is not None else live.record.feedback,
-    )
-    return Outcome(Live(record, live.plan, state), accepted=True, message=message)
+    if event is None:
+        return state, message, Change(done, data)
+    return state, message, Change(done, data, feedback=event, tender=state.tender)
 
 
 def finish(store: SessionStore, session_id: str, body: FinishBody, *, now: datetime) -> Live:

@@ -5,11 +5,12 @@
 // resumes it. Every other API call goes straight to the network: the player keeps its own events
 // (outbox.js) and applies them on top of the cached session, which may be older.
 // The cached session is the newest the server has told this browser: the answer to each of the
-// player's events replaces it unless it is older (by seq). Finishing or deleting a session,
+// player's events replaces it unless it is older (by seq); a small answer (a progress save, pause
+// or resume) is written into it. Finishing or deleting a session,
 // deleting everything or signing out removes it (and the events kept for it).
 // Served at /sw.js so its scope is the whole app.
 
-const CACHE = "backrub-v3";
+const CACHE = "backrub-v4";
 const SHELL = [
   "/",
   "/static/css/app.css",
@@ -90,6 +91,15 @@ function seqOf(view) {
   return Number(view && view.state && view.state.seq) || 0;
 }
 
+// The cached session with a small answer's saved position written in (null when there is no
+// whole session to write it into, or the answer is not one).
+function withSaved(view, answer) {
+  if (!view || !view.state || !answer || !Number.isInteger(answer.seq)) return null;
+  const state = { ...view.state, seq: answer.seq, active: answer.active, started: true };
+  if (Array.isArray(answer.fired)) state.fired = answer.fired;
+  return { ...view, active: answer.active, state };
+}
+
 // One change to the cached sessions at a time: two answers read and replace in turn.
 let keeping = Promise.resolve();
 function inTurn(work) {
@@ -101,7 +111,9 @@ function inTurn(work) {
 // The answer to a player's event is the session as the server saved it: kept as the cached copy
 // of the session (unless the cached one is newer), so a reload without the network resumes from
 // the last save, not the first. It is cached before the page reads it: the page forgets a kept
-// event only once the cached copy has it.
+// event only once the cached copy has it. A progress save, pause or resume answers only with
+// what it saved (seq, active time, cues given; the timeline did not change): that goes into the
+// cached session, never in its place.
 async function keepEventAnswer(request, sessionPath) {
   const response = await fetch(request);
   if (!response.ok) return response;
@@ -110,9 +122,10 @@ async function keepEventAnswer(request, sessionPath) {
     const cache = await caches.open(CACHE);
     const cached = await cache.match(sessionKey(sessionPath), { ignoreVary: true });
     const before = cached ? await cached.json().catch(() => null) : null;
-    if (before && seqOf(before) > seqOf(answer)) return;
+    const kept = answer && answer.state ? answer : withSaved(before, answer);
+    if (!kept || (before && seqOf(before) > seqOf(kept))) return;
     const headers = { "Content-Type": "application/json", "Cache-Control": "no-store" };
-    await cache.put(sessionKey(sessionPath), new Response(JSON.stringify(answer), { headers }));
+    await cache.put(sessionKey(sessionPath), new Response(JSON.stringify(kept), { headers }));
   }).catch(() => {});
   return response;
 }

@@ -1,8 +1,9 @@
 // The plan: POST /api/v1/plans with the stored answers and choices, then a timeline with phase
 // colours and the pressure curve, the steps, safety notes and the set-up checklist. "Begin" asks
 // how tense the back is, creates the session (POST /api/v1/sessions) and opens the player.
+// "Download as audio" posts the same body to POST /api/v1/audio and saves the guided track.
 
-import { postJSON, store, minutesSeconds, ApiError, registerServiceWorker } from "./api.js";
+import { postJSON, store, minutesSeconds, ApiError, registerServiceWorker, csrfToken } from "./api.js";
 import { h, clear, reasonItem, focusHeading } from "./dom.js";
 
 registerServiceWorker();
@@ -216,6 +217,56 @@ async function begin(event) {
   }
 }
 
+// ---- download as audio -----------------------------------------------------------------------
+
+// A render runs at about 200× real time on one core, plus the voice for new phrases.
+function renderSeconds(minutes) {
+  return Math.max(5, Math.round(minutes / 2) + 3);
+}
+
+async function downloadAudio() {
+  const button = $("audio");
+  const status = $("audio-status");
+  const plan = body();
+  button.disabled = true;
+  $("audio-error").textContent = "";
+  status.textContent = `Preparing your audio… (about ${renderSeconds(plan.minutes)} seconds)`;
+  try {
+    const response = await fetch("/api/v1/audio", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+      credentials: "same-origin",
+      body: JSON.stringify({ ...plan, format: "ogg" }),
+    });
+    if (!response.ok) {
+      let data = null;
+      try {
+        data = await response.json();
+      } catch {
+        data = null;
+      }
+      throw new ApiError((data && data.error) || `The server answered ${response.status}.`, response.status, data);
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = h("a", { href: url, download: "backrub-massage.ogg", hidden: "" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    status.textContent = "Your audio is ready: backrub-massage.ogg is in your downloads.";
+  } catch (error) {
+    status.textContent = "";
+    if (error instanceof ApiError && error.status === 409) {
+      showStop(error);
+      return;
+    }
+    $("audio-error").textContent = error instanceof ApiError ? error.message : "The audio could not be prepared: the server could not be reached.";
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("audio").addEventListener("click", downloadAudio);
 $("begin").addEventListener("click", openBegin);
 $("begin-cancel").addEventListener("click", () => $("begin-dialog").close());
 $("begin-form").addEventListener("submit", begin);

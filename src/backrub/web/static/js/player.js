@@ -1,7 +1,9 @@
 // The session player. The browser is the session's clock: it runs the timeline locally from the
 // server's durations and cues (timeline.js mirrors the engine), on absolute deadlines of active
-// time, and tells the server what happened and when (POST …/events). The server answers with the
-// state, cues and durations, which the page adopts. Events wait in an outbox (outbox.js) while
+// time, and tells the server what happened and when (POST …/events). The server answers a skip,
+// extend or feedback (or an event it turned down) with the state, cues and durations, which the
+// page adopts; a progress save, pause or resume with what it saved (seq, active time, cues
+// given), the timeline being as the page has it. Events wait in an outbox (outbox.js) while
 // offline and go in order when the network returns; it keeps them across a reload or a closed
 // tab, and the next page applies them to what the server last saved. A reload continues, paused,
 // where the person was.
@@ -62,7 +64,7 @@ const live = {
 };
 const clock = new T.Clock(speed);
 const sound = new Sound();
-const voice = new Voice();
+const voice = new Voice({ sessionId }); // no browser voice: backrub's own clips of this session
 const prefs = store.get("player", { voice: true, sound: false, volume: 60 });
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
@@ -103,6 +105,17 @@ function adopt(view, { initial = false } = {}) {
   live.shownStep = -1; // redraw the step: its pressure or technique may have changed
 }
 
+// The small answer to a progress save, pause or resume: the timeline has not changed; take what
+// the server saved that the page may not know (cues another tab gave, a later active time).
+function adoptSaved(answer) {
+  for (const id of answer.fired || []) live.fired.add(id);
+  live.seq = Math.max(live.seq, Number(answer.seq) || 0);
+  live.started = true;
+  const active = Number(answer.active);
+  // As in adopt: paused, a later time from the server is taken.
+  if (!clock.running && Number.isFinite(active) && active > clock.now()) clock.set(active);
+}
+
 function activeNow() {
   const t = clock.now();
   const end = T.total(live.durations);
@@ -137,7 +150,8 @@ function handleResult(view, item, last) {
   // Adopt only the answer to the newest event: earlier answers do not yet know about the
   // controls still waiting in the outbox.
   if (last && !live.ended) {
-    adopt(view);
+    if (view.state) adopt(view);
+    else adoptSaved(view);
     tick();
   }
 }

@@ -1,9 +1,16 @@
-// Cues spoken with the browser's own speech synthesis, where the device has a voice.
+// Cues spoken with the browser's own speech synthesis, where the device has a voice; otherwise
+// with backrub's own voice: each phrase fetched as a short clip from the server
+// (GET /api/v1/sessions/{id}/voice?text=…, made once there and kept) and played in an <audio>
+// element. The server speaks only the session's own words.
 
 export class Voice {
-  constructor() {
+  constructor({ sessionId = null } = {}) {
     this.synth = "speechSynthesis" in window ? window.speechSynthesis : null;
     this.voice = null;
+    this.sessionId = sessionId;
+    this.audio = null; // the clip being played (backrub's voice)
+    this.queue = []; // phrases waiting their turn: { text, url: Promise of a blob URL, controller }
+    this.waiting = null; // the phrase next to play, while its clip is still coming
     this.on = false;
     this.onSpeaking = () => {};
     this.ready = this.findVoice();
@@ -30,12 +37,21 @@ export class Voice {
     });
   }
 
+  // The browser's voice, else backrub's clips (a session to ask them for and a way to play them).
+  get clips() {
+    return !(this.synth && this.voice) && Boolean(this.sessionId) && "Audio" in window;
+  }
+
   get available() {
-    return Boolean(this.synth && this.voice);
+    return Boolean(this.synth && this.voice) || this.clips;
   }
 
   say(text, { interrupt = false } = {}) {
     if (!this.on || !this.available || !text) return;
+    if (this.clips) {
+      this.sayClip(text, interrupt);
+      return;
+    }
     if (interrupt) this.synth.cancel();
     const utterance = new SpeechSynthesisUtterance(text);
     utterance.voice = this.voice;
@@ -51,8 +67,81 @@ export class Voice {
     this.synth.speak(utterance);
   }
 
+  // ---- backrub's clips: fetched as soon as they are due, played one at a time, in order, as
+  // speech synthesis queues utterances ----
+
+  sayClip(text, interrupt) {
+    if (interrupt) this.cancelClips();
+    // Offline, a fetch could only fail (and the browser reports each failure); the words are
+    // on the screen and announced to screen readers anyway.
+    if (!navigator.onLine) return;
+    const controller = new AbortController();
+    const url = fetch(this.clipUrl(text), { signal: controller.signal, credentials: "same-origin" })
+      .then((response) => (response.ok ? response.blob() : null))
+      .then((blob) => (blob ? URL.createObjectURL(blob) : null))
+      // Offline, or a phrase the server will not say: the words are on the screen anyway.
+      .catch(() => null);
+    this.queue.push({ text, url, controller });
+    if (!this.audio && !this.waiting) this.next();
+  }
+
+  clipUrl(text) {
+    return `/api/v1/sessions/${encodeURIComponent(this.sessionId)}/voice?text=${encodeURIComponent(text)}`;
+  }
+
+  async next() {
+    const item = this.queue.shift();
+    if (!item) {
+      this.onSpeaking(false);
+      return;
+    }
+    this.waiting = item;
+    const url = await item.url;
+    if (this.waiting !== item) {
+      if (url) URL.revokeObjectURL(url); // cancelled while it came
+      return;
+    }
+    this.waiting = null;
+    if (!url) {
+      this.next();
+      return;
+    }
+    const audio = new Audio(url);
+    audio.title = item.text; // what it says (the element is never shown)
+    this.audio = audio;
+    const done = () => {
+      URL.revokeObjectURL(url);
+      if (this.audio !== audio) return;
+      this.audio = null;
+      this.next();
+    };
+    audio.addEventListener("playing", () => this.onSpeaking(true), { once: true });
+    audio.addEventListener("ended", done, { once: true });
+    audio.addEventListener("error", done, { once: true });
+    audio.play().catch(done);
+  }
+
+  cancelClips() {
+    for (const item of this.queue) {
+      item.controller.abort();
+      item.url.then((url) => url && URL.revokeObjectURL(url));
+    }
+    this.queue = [];
+    if (this.waiting) this.waiting.controller.abort();
+    this.waiting = null;
+    if (this.audio) {
+      const audio = this.audio;
+      this.audio = null;
+      audio.pause();
+      URL.revokeObjectURL(audio.src);
+      audio.removeAttribute("src");
+      audio.load();
+    }
+  }
+
   stop() {
     if (this.synth) this.synth.cancel();
+    this.cancelClips();
     this.onSpeaking(false);
   }
 }
