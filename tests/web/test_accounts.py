@@ -15,6 +15,7 @@ from backrub.store.tables import FeedbackRow, LoginRow, SessionRow, UserRow
 from backrub.web import accounts as accounts_module
 from backrub.web import create_app
 from backrub.web.accounts import LOGIN_COOKIE
+from backrub.web.ratelimit import SlidingWindow
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx`", StarletteDeprecationWarning)
@@ -330,3 +331,41 @@ def test_after_sign_in_only_a_path_of_this_site(hosted: FastAPI) -> None:
                             ("https://evil.example", "/"), ("/\\evil.example", "/")]:  # fmt: skip
             page = client.get("/signin", params={"next": given}).text
             assert f'data-next="{kept}"' in page, given
+
+
+def test_each_persons_events_are_limited_and_no_one_elses(
+    hosted: FastAPI, app: FastAPI, start: Callable[..., dict[str, Any]]
+) -> None:
+    # 120 a minute in service; 3 here, so the test sends few events.
+    hosted.state.backrub.event_limit = SlidingWindow(3)
+    app.state.backrub.event_limit = SlidingWindow(3)
+    with browser(hosted) as ana, browser(hosted) as ben:
+        sign_up(ana, "ana@example.org")
+        sign_up(ben, "ben@example.org")
+        sessions = {client: start(client)["id"] for client in (ana, ben)}
+
+        def progress(client: TestClient, seq: int) -> Any:
+            return client.post(
+                f"/api/v1/sessions/{sessions[client]}/events",
+                json={"kind": "progress", "active": float(seq), "seq": seq},
+            )
+
+        assert [progress(ana, seq).status_code for seq in (1, 2, 3)] == [200, 200, 200]
+        refused = progress(ana, 4)
+        assert refused.status_code == 429
+        assert refused.json()["error"].startswith("Too many changes at once: at most 120 a minute")
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert ana.get(f"/api/v1/sessions/{sessions[ana]}").json()["state"]["seq"] == 3
+        # Ben's page is not held up by Ana's.
+        assert progress(ben, 1).status_code == 200
+    # Serving the local profile: no one else to protect, no limit.
+    with TestClient(app, base_url="http://127.0.0.1:8000") as local:
+        local.get("/")
+        local.headers["X-CSRF-Token"] = local.cookies["backrub_csrf"]
+        session = start(local)["id"]
+        for seq in range(1, 6):
+            answer = local.post(
+                f"/api/v1/sessions/{session}/events",
+                json={"kind": "progress", "active": float(seq), "seq": seq},
+            )
+            assert answer.status_code == 200

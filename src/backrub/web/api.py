@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 
 from backrub.core.export import plan_as_dict, record_as_dict, verdict_as_dict
 from backrub.web import history, sessions
-from backrub.web.deps import CatalogueDep, RuntimeDep, StoreDep
+from backrub.web.deps import CatalogueDep, EventQuotaDep, RuntimeDep, StoreDep
 from backrub.web.schemas import (
     Deleted,
     ErrorOut,
@@ -46,6 +46,9 @@ COMMON: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix=PREFIX, responses=COMMON)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such session for this profile"}
+}
+TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorOut, "description": "Too many events for one person (accounts on)"}
 }
 STOPPED: dict[int | str, dict[str, Any]] = {
     409: {"model": StopOut, "description": "The safety check says stop"}
@@ -100,7 +103,8 @@ def get_session(session_id: str, store: StoreDep) -> dict[str, Any]:
 @router.post(
     "/sessions/{session_id}/events",
     response_model=EventAnswer | EventSaved,
-    responses={**NOT_FOUND},
+    responses={**NOT_FOUND, **TOO_MANY},
+    dependencies=[EventQuotaDep],
 )
 def post_event(
     session_id: str, body: EventBody, catalogue: CatalogueDep, store: StoreDep

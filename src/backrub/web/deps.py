@@ -15,6 +15,7 @@ from backrub.core.catalogue import Catalogue
 from backrub.store import SessionStore
 from backrub.store.accounts import User
 from backrub.web.accounts import LOGIN_COOKIE, Accounts, SignInRequired
+from backrub.web.ratelimit import EVENTS_PER_MINUTE, SlidingWindow
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -48,6 +49,7 @@ class Runtime:
         # True: people sign in, and each owns their sessions; False: the local profile.
         self.accounts = accounts
         self.engine: Engine | None = None
+        self.event_limit = SlidingWindow(EVENTS_PER_MINUTE)
 
     def account_service(self) -> Accounts:
         if self.engine is None:
@@ -110,3 +112,24 @@ async def get_store(request: Request, owner: OwnerDep) -> SessionStore:
 
 
 StoreDep = Annotated[SessionStore, Depends(get_store)]
+
+TOO_MANY_EVENTS = (
+    f"Too many changes at once: at most {EVENTS_PER_MINUTE} a minute for one person; "
+    "the player sends the rest shortly."
+)
+
+
+async def event_quota(request: Request, user: UserDep) -> None:
+    """With accounts on, each person's events are limited (ratelimit.py); 429 past it."""
+    if user is None:
+        return
+    limiter = runtime_of(request).event_limit
+    if not limiter.allow(user.id):
+        raise HTTPException(
+            429,
+            TOO_MANY_EVENTS,
+            headers={"Retry-After": str(limiter.retry_after(user.id))},
+        )
+
+
+EventQuotaDep = Depends(event_quota)

@@ -224,7 +224,9 @@ export class Outbox {
         } catch (error) {
           const retry =
             error instanceof OfflineError ||
-            (error instanceof ApiError && error.status >= 500 && ++item.failures < 4);
+            (error instanceof ApiError && error.status >= 500 && ++item.failures < 4) ||
+            // Over the per-person limit (hosted): the same events go a little later.
+            (error instanceof ApiError && error.status === 429);
           if (retry) {
             this.reachable = false;
             this.show();
