@@ -3,6 +3,7 @@ their own, throttled sign-ins, argon2id hashes — on SQLite and PostgreSQL, wit
 
 from __future__ import annotations
 
+import json
 import warnings
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,15 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from starlette.exceptions import StarletteDeprecationWarning
 
-from backrub.store.tables import FeedbackRow, LoginRow, SessionRow, UserRow
+from backrub.store.tables import (
+    FailedLoginRow,
+    FeedbackRow,
+    LoginRow,
+    RemoteMessageRow,
+    RemoteRow,
+    SessionRow,
+    UserRow,
+)
 from backrub.web import accounts as accounts_module
 from backrub.web import create_app
 from backrub.web.accounts import LOGIN_COOKIE
@@ -369,3 +378,64 @@ def test_each_persons_events_are_limited_and_no_one_elses(
                 json={"kind": "progress", "active": float(seq), "seq": seq},
             )
             assert answer.status_code == 200
+
+
+def test_export_is_complete_and_deleting_the_account_leaves_no_row_of_it(
+    hosted: FastAPI, settings: Settings, start: Callable[..., dict[str, Any]]
+) -> None:
+    """A person with rows in every table: the export counts them all; after deleting the
+    account, no row anywhere refers to them and none of their browsers works."""
+    with browser(hosted) as ana, browser(hosted) as laptop, browser(hosted) as ben:
+        sign_up(ana, "ana@example.org")
+        sign_up(ben, "ben@example.org")
+        laptop.post(
+            "/api/v1/account/signin", json={"email": "ana@example.org", "password": "x" * 12}
+        )
+        laptop.post(
+            "/api/v1/account/signin", json={"email": "ana@example.org", "password": PASSWORD}
+        )
+        first, second = start(ana)["id"], start(ana)["id"]
+        start(ben)
+        ana.post(
+            f"/api/v1/sessions/{first}/events",
+            json={"kind": "feedback", "active": 20.0, "seq": 1, "feedback": "firmer"},
+        )
+        code = ana.post(f"/api/v1/sessions/{first}/remote").json()["code"]
+        assert (
+            ana.post(f"/api/v1/remote/{code}/feedback", json={"kind": "softer"}).status_code == 202
+        )
+
+        exported = ana.get("/api/v1/export").json()
+        assert exported["account"]["email"] == "ana@example.org"
+        assert len(exported["account"]["logins"]) == 2  # this browser and the laptop
+        assert "token_hash" not in json.dumps(exported)
+        by_id = {s["id"]: s for s in exported["sessions"]}
+        assert set(by_id) == {first, second}
+        assert [f["kind"] for f in by_id[first]["feedback"]] == ["firmer"]
+        assert [r["code"] for r in by_id[first]["remotes"]] == [code]
+        assert [m["kind"] for m in by_id[first]["remote_messages"]] == ["softer"]
+        user_id = exported["owner"]
+        # The export's counts are the database's.
+        assert rows(settings, SessionRow, SessionRow.owner == user_id) == 2
+        assert rows(settings, LoginRow, LoginRow.user_id == user_id) == 2
+        mine = (first, second)
+        assert rows(settings, FeedbackRow, FeedbackRow.session_id.in_(mine)) == 1
+        assert rows(settings, RemoteRow, RemoteRow.session_id.in_(mine)) == 1
+        assert rows(settings, RemoteMessageRow, RemoteMessageRow.session_id.in_(mine)) == 1
+        assert rows(settings, FailedLoginRow) == 2  # the laptop's wrong password: account, client
+
+        assert ana.post("/api/v1/account/delete", json={"password": PASSWORD}).json() == {
+            "deleted": 2
+        }
+        assert laptop.get("/api/v1/sessions").status_code == 401
+        assert ana.get("/api/v1/account").status_code == 401
+        assert ben.get("/api/v1/account").status_code == 200
+    assert rows(settings, UserRow, UserRow.id == user_id) == 0
+    assert rows(settings, UserRow) == 1
+    assert rows(settings, SessionRow, SessionRow.owner == user_id) == 0
+    assert rows(settings, LoginRow, LoginRow.user_id == user_id) == 0
+    for table in (FeedbackRow, RemoteRow, RemoteMessageRow):
+        assert rows(settings, table, table.session_id.in_(mine)) == 0
+    # The account's failed sign-in went with it; the client's count stays an hour (it is
+    # about a device, not a person).
+    assert rows(settings, FailedLoginRow) == 1

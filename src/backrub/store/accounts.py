@@ -9,7 +9,7 @@ Throttling counts live in the database, so every app process counts the same att
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -81,14 +81,40 @@ class AccountStore:
                 )
             )
 
-    def delete_user(self, user_id: str) -> int:
+    def delete_user(self, user_id: str, *, failure_keys: tuple[str, ...] = ()) -> int:
         """The account and everything it owns, in one transaction; returns the sessions deleted.
-        Feedback, remotes and signed-in browsers go with their rows (ON DELETE CASCADE)."""
+        Feedback, remotes and their messages go with their sessions (ON DELETE CASCADE);
+        `failure_keys` are the account's own failed sign-ins."""
         with transaction(self.engine, write=True) as conn:
             sessions = conn.execute(delete(SessionRow).where(SessionRow.owner == user_id))
             conn.execute(delete(LoginRow).where(LoginRow.user_id == user_id))
+            conn.execute(delete(FailedLoginRow).where(FailedLoginRow.key.in_(failure_keys)))
             conn.execute(delete(UserRow).where(UserRow.id == user_id))
         return int(sessions.rowcount)
+
+    def export(self, user_id: str) -> dict[str, Any]:
+        """What the account itself holds (its sessions are exported by their store): the
+        address, when it was made and consent given, and its signed-in browsers (when, not
+        their tokens)."""
+        with transaction(self.engine, write=False) as conn:
+            user = conn.execute(
+                select(UserRow.email, UserRow.created_at, UserRow.consent_at).where(
+                    UserRow.id == user_id
+                )
+            ).one()
+            logins = conn.execute(
+                select(LoginRow.created_at, LoginRow.expires_at)
+                .where(LoginRow.user_id == user_id)
+                .order_by(LoginRow.created_at)
+            ).all()
+        return {
+            "email": user.email,
+            "created_at": user.created_at.isoformat(),
+            "consent_at": user.consent_at.isoformat(),
+            "logins": [
+                {"created_at": a.isoformat(), "expires_at": b.isoformat()} for a, b in logins
+            ],
+        }
 
     # ---- signed-in browsers -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from backrub.store import validation as check
 from backrub.store.engine import make_engine, transaction
 from backrub.store.errors import NoSuchSession, StoreError
 from backrub.store.migration import SCHEMA_HEAD, migrate
-from backrub.store.tables import FeedbackRow, SessionRow
+from backrub.store.tables import FeedbackRow, RemoteMessageRow, RemoteRow, SessionRow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -373,12 +373,30 @@ class SessionStore:
                 .order_by(SessionRow.started_at, SessionRow.id)
             ).all()
             events = self._feedback(conn, FeedbackRow.session_id.in_(self._ids()))
+            remotes = self._by_session(
+                conn,
+                select(
+                    RemoteRow.session_id,
+                    RemoteRow.code,
+                    RemoteRow.created_at,
+                    RemoteRow.expires_at,
+                ).where(RemoteRow.session_id.in_(self._ids())),
+            )
+            said = self._by_session(
+                conn,
+                select(RemoteMessageRow.session_id, RemoteMessageRow.kind, RemoteMessageRow.sent_at)
+                .where(RemoteMessageRow.session_id.in_(self._ids()))
+                .order_by(RemoteMessageRow.id),
+            )
         sessions = []
         for row in rows:
             data = {k: v for k, v in row._asdict().items() if k != "owner"}
             for key in ("started_at", "ended_at", "updated_at"):
                 data[key] = data[key].isoformat() if data[key] is not None else None
             data["feedback"] = [e._asdict() for e in events.get(row.id, ())]
+            # The receiver's remote: its codes, and what the receiver sent through them.
+            data["remotes"] = remotes.get(row.id, [])
+            data["remote_messages"] = said.get(row.id, [])
             sessions.append(data)
         return {
             "format": dict(EXPORT_FORMAT),
@@ -389,6 +407,19 @@ class SessionStore:
         }
 
     # ---- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _by_session(conn: Connection, query: Any) -> dict[str, list[dict[str, Any]]]:
+        """Rows whose first column is a session id → plain dicts per session, times as text."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in conn.execute(query).mappings():
+            item = {
+                k: v.isoformat() if isinstance(v, datetime) else v
+                for k, v in row.items()
+                if k != "session_id"
+            }
+            found.setdefault(str(row["session_id"]), []).append(item)
+        return found
 
     def _mine(self, session_id: str) -> Any:
         return (SessionRow.id == session_id) & (SessionRow.owner == self.owner)

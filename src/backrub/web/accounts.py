@@ -17,7 +17,7 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -167,4 +167,7 @@ class Accounts:
         """The account and all its sessions; the password is asked again for this."""
         if not _verifies(user.password_hash, password):
             raise WrongPassword
-        return self.store.delete_user(user.id)
+        return self.store.delete_user(user.id, failure_keys=_throttle_keys(user.email, "")[:1])
+
+    def export(self, user: User) -> dict[str, Any]:
+        return self.store.export(user.id)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 
 from backrub.core.export import plan_as_dict, record_as_dict, verdict_as_dict
 from backrub.web import history, sessions
-from backrub.web.deps import CatalogueDep, EventQuotaDep, RuntimeDep, StoreDep
+from backrub.web.deps import CatalogueDep, EventQuotaDep, RuntimeDep, StoreDep, UserDep
 from backrub.web.schemas import (
     Deleted,
     ErrorOut,
@@ -136,9 +136,13 @@ def get_stats(store: StoreDep) -> dict[str, Any]:
 
 
 @router.get("/export", responses={200: {"content": {JSON: {}}}})
-def export_data(store: StoreDep) -> Response:
-    """Everything stored about this profile, as `backrub export` writes it."""
-    text = json.dumps(store.export(), indent=2, ensure_ascii=False) + "\n"
+def export_data(store: StoreDep, rt: RuntimeDep, user: UserDep) -> Response:
+    """Everything stored about this profile, as `backrub export` writes it; with accounts on,
+    the account too (`account`)."""
+    data = store.export()
+    if user is not None:
+        data["account"] = rt.account_service().export(user)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     return Response(
         text.encode(),
         media_type=JSON,
