@@ -153,3 +153,51 @@ def test_every_state_changing_route_needs_the_csrf_token(
             )
             assert foreign.status_code == 403, (method, url)
             assert foreign.json()["error"].startswith("Requests from another site are refused")
+
+
+def test_every_answer_carries_the_security_headers(settings: Settings) -> None:
+    """Every GET route of the schema, every page, a static file, a 404 and a refusal: a CSP
+    without inline script, nosniff, and no framing."""
+    app = create_app(settings, accounts=True)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        client.get("/signin")
+        client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+        client.post(
+            "/api/v1/account/signup",
+            json={"email": "ana@example.org", "password": PASSWORD, "consent": True},
+        )
+        schema = client.get("/api/v1/openapi.json").json()
+        urls = [
+            path.replace("{session_id}", "x" * 32).replace("{code}", "ABCDEF")
+            for path, operations in schema["paths"].items()
+            if "get" in operations
+        ]
+        urls += ["/", "/safety", "/map", "/plan", "/history", "/account", "/signin", "/signup"]
+        urls += ["/r", "/sw.js", "/static/css/app.css", "/no-such-page", "/api/v1/nothing"]
+        answers = [client.get(url) for url in urls]
+        answers.append(client.post("/api/v1/sessions", json={}, headers={"X-CSRF-Token": ""}))
+        for answer in answers:
+            where = f"{answer.request.method} {answer.request.url.path} → {answer.status_code}"
+            policy = answer.headers.get("content-security-policy", "")
+            assert "script-src 'self'" in policy and "unsafe-inline" not in policy, where
+            assert "frame-ancestors 'none'" in policy, where
+            assert answer.headers.get("x-content-type-options") == "nosniff", where
+
+
+def test_free_text_is_shown_as_text(settings: Settings) -> None:
+    """Stored XSS: what a person types (an email address, a note) comes back escaped in the
+    pages the server renders; the player and history put notes in as text (browser tests)."""
+    payload = "<script>alert(1)</script>@example.org"
+    app = create_app(settings, accounts=True)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        client.get("/signin")
+        client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+        signed = client.post(
+            "/api/v1/account/signup", json={"email": payload, "password": PASSWORD, "consent": True}
+        )
+        assert signed.status_code == 201
+        page = client.get("/account").text
+        assert "<script>alert(1)</script>" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;@example.org" in page
+        for path in ("/", "/history", "/safety"):
+            assert "<script>alert(1)" not in client.get(path).text, path
