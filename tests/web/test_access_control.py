@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from backrub.config import Settings
 
 BASE = "https://backrub.example"
+# With accounts on, the CSRF cookie is bound to this host (and sent over HTTPS only).
+CSRF = "__Host-backrub_csrf"
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account's
 # A valid body for the routes that need one, so that a refusal is about whose session it is.
 BODIES: dict[str, dict[str, Any]] = {
@@ -77,7 +79,7 @@ def test_another_persons_session_is_out_of_reach_on_every_route(
     ):
         for client, email in ((ana, "ana@example.org"), (ben, "ben@example.org")):
             client.get("/signin")
-            client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+            client.headers["X-CSRF-Token"] = client.cookies[CSRF]
             signed = client.post(
                 "/api/v1/account/signup",
                 json={"email": email, "password": PASSWORD, "consent": True},
@@ -103,13 +105,13 @@ def test_another_persons_session_is_out_of_reach_on_every_route(
             assert session_id in answer.json()["error"] or "No session" in answer.json()["error"]
             # The same call with no login at all is refused before it looks.
             anonymous = TestClient(app, base_url=BASE)
-            anonymous.cookies.set("backrub_csrf", ana.cookies["backrub_csrf"])
+            anonymous.cookies.set(CSRF, ana.cookies[CSRF])
             refused = anonymous.request(
                 method.upper(),
                 url,
                 json=BODIES.get(path),
                 params=query,
-                headers={"X-CSRF-Token": ana.cookies["backrub_csrf"]},
+                headers={"X-CSRF-Token": ana.cookies[CSRF]},
             )
             assert refused.status_code == 401, (method, path)
         assert snapshot(settings, session_id) == before
@@ -134,7 +136,7 @@ def test_every_state_changing_route_needs_the_csrf_token(
     with TestClient(app, base_url=base) as client:
         schema = client.get("/api/v1/openapi.json").json()
         client.get("/signin" if accounts else "/")
-        token = client.cookies["backrub_csrf"]
+        token = client.cookies[CSRF if accounts else "backrub_csrf"]
         changing = [
             (method, path.replace("{session_id}", "x" * 32).replace("{code}", "ABCDEF"))
             for path, operations in schema["paths"].items()
@@ -161,7 +163,7 @@ def test_every_answer_carries_the_security_headers(settings: Settings) -> None:
     app = create_app(settings, accounts=True)
     with TestClient(app, base_url=BASE, follow_redirects=False) as client:
         client.get("/signin")
-        client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+        client.headers["X-CSRF-Token"] = client.cookies[CSRF]
         client.post(
             "/api/v1/account/signup",
             json={"email": "ana@example.org", "password": PASSWORD, "consent": True},
@@ -191,7 +193,7 @@ def test_free_text_is_shown_as_text(settings: Settings) -> None:
     app = create_app(settings, accounts=True)
     with TestClient(app, base_url=BASE, follow_redirects=False) as client:
         client.get("/signin")
-        client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+        client.headers["X-CSRF-Token"] = client.cookies[CSRF]
         signed = client.post(
             "/api/v1/account/signup", json={"email": payload, "password": PASSWORD, "consent": True}
         )

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
     from backrub.config import Settings
 
+# With accounts on, the CSRF cookie is bound to this host (and sent over HTTPS only).
+CSRF = "__Host-backrub_csrf"
 # Accounts answer to any host name; https, so the client sends the Secure login cookie back.
 BASE = "https://backrub.example"
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account's
@@ -53,7 +55,7 @@ def browser(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, base_url=BASE, follow_redirects=False) as client:
         page = client.get("/signin")
         assert page.status_code == 200
-        client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+        client.headers["X-CSRF-Token"] = client.cookies[CSRF]
         yield client
 
 
@@ -439,3 +441,19 @@ def test_export_is_complete_and_deleting_the_account_leaves_no_row_of_it(
     # The account's failed sign-in went with it; the client's count stays an hour (it is
     # about a device, not a person).
     assert rows(settings, FailedLoginRow) == 1
+
+
+def test_the_csrf_cookie_is_bound_to_this_host_when_hosted(hosted: FastAPI) -> None:
+    with TestClient(hosted, base_url=BASE) as client:
+        cookie = client.get("/signin").headers["set-cookie"]
+        assert cookie.startswith(f"{CSRF}=")
+        for attribute in ("Path=/", "SameSite=strict", "Secure"):
+            assert attribute in cookie
+        assert "Domain" not in cookie
+        # The local profile's name is not accepted in its place.
+        client.cookies.set("backrub_csrf", client.cookies[CSRF])
+        del client.cookies[CSRF]
+        refused = client.post(
+            "/api/v1/account/signout", headers={"X-CSRF-Token": client.cookies["backrub_csrf"]}
+        )
+        assert refused.status_code == 403

@@ -103,7 +103,7 @@ def test_another_owners_session_is_not_found(
         with TestClient(app, base_url="https://127.0.0.1") as bob:
             for client, email in ((alice, "alice@example.org"), (bob, "bob@example.org")):
                 assert client.get("/signin").status_code == 200
-                client.headers["X-CSRF-Token"] = client.cookies["backrub_csrf"]
+                client.headers["X-CSRF-Token"] = client.cookies["__Host-backrub_csrf"]
                 signup = {"email": email, "password": "a long password!", "consent": True}
                 assert client.post("/api/v1/account/signup", json=signup).status_code == 201
             view = start(alice)

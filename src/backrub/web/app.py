@@ -26,7 +26,12 @@ from backrub.core.errors import BadInput
 from backrub.store import open_store
 from backrub.web import account_routes, api, audio_routes, errors, pages, remote
 from backrub.web.deps import Runtime
-from backrub.web.security import LOOPBACK_HOSTS, SecurityMiddleware
+from backrub.web.security import (
+    CSRF_COOKIE,
+    HOSTED_CSRF_COOKIE,
+    LOOPBACK_HOSTS,
+    SecurityMiddleware,
+)
 from backrub.web.views import catalogue_as_dict
 
 if TYPE_CHECKING:
@@ -109,6 +114,7 @@ def create_app(
         SecurityMiddleware,
         hosts=None if accounts else (*LOOPBACK_HOSTS, *hosts),
         max_body=MAX_BODY,
+        csrf_cookie=HOSTED_CSRF_COOKIE if accounts else CSRF_COOKIE,
     )
     # Outermost: a session's JSON and the player's scripts shrink to a third on a phone's link.
     app.add_middleware(GZipMiddleware, minimum_size=1024)

@@ -18,7 +18,7 @@ from jinja2 import TemplateNotFound
 
 from backrub.core.models import PRESSURE_WORDS
 from backrub.web.deps import Runtime, RuntimeDep, StoreDep, runtime_of, signed_in_user
-from backrub.web.security import CSRF_COOKIE, new_token, usable_token
+from backrub.web.security import CSRF_COOKIE, HOSTED_CSRF_COOKIE, new_token, usable_token
 
 router = APIRouter(include_in_schema=False)
 # With accounts on, these pages send a browser that is not signed in to /signin.
@@ -43,15 +43,21 @@ def context(request: Request, rt: Runtime, page: str, **extra: Any) -> dict[str,
     }
 
 
+def csrf_cookie(rt: Runtime) -> str:
+    """The CSRF cookie's name: `__Host-` (Secure, this host only) when accounts are on."""
+    return HOSTED_CSRF_COOKIE if rt.accounts else CSRF_COOKIE
+
+
 def render(
     request: Request, rt: Runtime, page: str, *, status_code: int = 200, **extra: Any
 ) -> Response:
     response = rt.templates.TemplateResponse(
         request, f"{page}.html", context(request, rt, page, **extra), status_code=status_code
     )
-    if not usable_token(request.cookies.get(CSRF_COOKIE)):
+    name = csrf_cookie(rt)
+    if not usable_token(request.cookies.get(name)):
         response.set_cookie(
-            CSRF_COOKIE, new_token(), path="/", samesite="strict", httponly=False, secure=False
+            name, new_token(), path="/", samesite="strict", httponly=False, secure=rt.accounts
         )
     return response
 

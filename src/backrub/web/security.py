@@ -5,7 +5,8 @@
   127.0.0.1 (DNS rebinding) and so read or change the local profile. With accounts on, any name:
   what a request may read is decided by the login cookie, which belongs to one name.
 - **CSRF**: a state-changing request must echo the `backrub_csrf` cookie in `X-CSRF-Token`
-  (double submit; the cookie is `SameSite=Strict`), and an `Origin`, when sent, must be ours.
+  (double submit; the cookie is `SameSite=Strict`; with accounts on it is
+  `__Host-backrub_csrf`, Secure), and an `Origin`, when sent, must be ours.
 - **Headers**: a strict Content-Security-Policy (no inline scripts or styles), `nosniff`,
   no referrer; API answers are health data, so they are never cached.
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_COOKIE = "backrub_csrf"
+# With accounts on (served over HTTPS), the same cookie bound to this exact host and scheme.
+HOSTED_CSRF_COOKIE = "__Host-backrub_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -101,9 +104,11 @@ class SecurityMiddleware:
         *,
         hosts: Iterable[str] | None = LOOPBACK_HOSTS,
         max_body: int | None = None,
+        csrf_cookie: str = CSRF_COOKIE,
     ) -> None:
         """`hosts`: the names this server answers to; None answers to any (accounts on)."""
         self.app = app
+        self.csrf_cookie = csrf_cookie
         self.max_body = max_body
         self.hosts = None if hosts is None else frozenset(h.strip("[]").lower() for h in hosts)
         self.hosts_text = ", ".join(sorted(self.hosts or ()))
@@ -139,7 +144,7 @@ class SecurityMiddleware:
         origin = headers.get("origin")
         if origin is not None and origin.lower() != f"{scope['scheme']}://{host}".lower():
             return 403, FOREIGN_ORIGIN
-        cookie = cookie_parser(headers.get("cookie", "")).get(CSRF_COOKIE)
+        cookie = cookie_parser(headers.get("cookie", "")).get(self.csrf_cookie)
         token = headers.get(CSRF_HEADER)
         if (
             not usable_token(cookie)

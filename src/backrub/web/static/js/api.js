@@ -1,14 +1,17 @@
 // Talking to /api/v1: JSON in and out, the CSRF header on every change, errors as one sentence
 // (OfflineError when the server cannot be reached). The player's events wait in outbox.js.
 
-const CSRF_COOKIE = "backrub_csrf";
+// `__Host-backrub_csrf` when the server has accounts (HTTPS, this host only), else `backrub_csrf`.
+const CSRF_COOKIES = ["__Host-backrub_csrf", "backrub_csrf"];
 
 export function csrfToken() {
+  const found = {};
   for (const part of document.cookie.split(";")) {
     const [name, ...rest] = part.trim().split("=");
-    if (name === CSRF_COOKIE) return decodeURIComponent(rest.join("="));
+    found[name] = decodeURIComponent(rest.join("="));
   }
-  return "";
+  const name = CSRF_COOKIES.find((n) => n in found);
+  return name ? found[name] : "";
 }
 
 export class ApiError extends Error {
