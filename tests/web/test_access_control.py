@@ -203,3 +203,28 @@ def test_free_text_is_shown_as_text(settings: Settings) -> None:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;@example.org" in page
         for path in ("/", "/history", "/safety"):
             assert "<script>alert(1)" not in client.get(path).text, path
+
+
+def test_no_get_changes_anything(settings: Settings, body: Callable[..., dict[str, Any]]) -> None:
+    """Every GET route of the schema, called by the owner on their own session: what is stored
+    is the same afterwards."""
+    app = create_app(settings, accounts=True)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as ana:
+        ana.get("/signin")
+        ana.headers["X-CSRF-Token"] = ana.cookies[CSRF]
+        ana.post(
+            "/api/v1/account/signup",
+            json={"email": "ana@example.org", "password": PASSWORD, "consent": True},
+        )
+        session_id = ana.post("/api/v1/sessions", json=body()).json()["id"]
+        code = ana.post(f"/api/v1/sessions/{session_id}/remote").json()["code"]
+        before = snapshot(settings, session_id)
+        schema = ana.get("/api/v1/openapi.json").json()
+        for path, operations in schema["paths"].items():
+            if "get" not in operations:
+                continue
+            url = path.replace("{session_id}", session_id).replace("{code}", code)
+            params = {**QUERIES.get(path, {}), "wait": "0"} if "messages" in path else None
+            answer = ana.get(url, params=params or QUERIES.get(path))
+            assert answer.status_code == 200, (path, answer.status_code, answer.text)
+        assert snapshot(settings, session_id) == before
