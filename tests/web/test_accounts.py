@@ -258,7 +258,9 @@ def test_changing_the_password_signs_out_the_other_browsers(hosted: FastAPI) -> 
 def test_sign_in_is_throttled_across_processes_even_with_the_right_password(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The limit is 100 an hour; 3 here keeps argon2's deliberate slowness out of the run time.
+    # The limit is 100 an hour (ASVS); 3 here keeps argon2's deliberate slowness out of the run.
+    assert accounts_module.FAILURE_LIMIT == 100
+    assert accounts_module.FAILURE_WINDOW.total_seconds() == 3600
     monkeypatch.setattr(accounts_module, "FAILURE_LIMIT", 3)
     # Two apps on one database stand for two app processes.
     one, two = create_app(settings, accounts=True), create_app(settings, accounts=True)
