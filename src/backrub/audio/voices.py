@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
@@ -146,11 +148,32 @@ class Neural:
 
     def synthesize(self, text: str) -> tuple[Samples, int]:
         if self._voice is None:
-            from piper import PiperVoice
-
-            self._voice = PiperVoice.load(self._model, self._config)
+            self._voice = self._load()
         chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(text)]
         return _joined(chunks), int(self._voice.config.sample_rate)
+
+    def _load(self) -> PiperVoice:
+        # As PiperVoice.load does, but without onnxruntime's memory arena and memory-pattern
+        # planning: both keep the largest buffers of any sentence for the session's life, which
+        # put a render's peak above 400 MB; without them it is the model and one sentence.
+        import onnxruntime  # type: ignore[import-untyped]
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+        from piper.phonemize_espeak import ESPEAK_DATA_DIR
+
+        options = onnxruntime.SessionOptions()
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
+        config = PiperConfig.from_dict(json.loads(self._config.read_text(encoding="utf-8")))
+        session = onnxruntime.InferenceSession(
+            str(self._model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        return PiperVoice(
+            config=config,
+            session=session,
+            espeak_data_dir=Path(ESPEAK_DATA_DIR),
+            download_dir=Path.cwd(),
+        )
 
 
 def neural_available() -> bool:
