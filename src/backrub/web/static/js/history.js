@@ -124,8 +124,10 @@ async function load() {
   if (stats && stats.sessions) {
     $("stats-message").textContent = stats.message || "";
     $("stat-sessions").textContent = String(stats.sessions);
+    $("stat-sessions-label").textContent = stats.sessions === 1 ? "session" : "sessions";
     $("stat-drop").textContent = stats.average_drop === null || stats.average_drop === undefined ? "–" : stats.average_drop.toFixed(1);
     $("stat-streak").textContent = String(stats.streak_weeks || 0);
+    $("stat-streak-label").textContent = stats.streak_weeks === 1 ? "week in a row" : "weeks in a row";
     $("stat-next").textContent = stats.next_session ? dayLabel(stats.next_session, { weekday: "short", day: "numeric", month: "short" }) : "–";
   }
   lastTrend = (stats && stats.trend) || [];
