@@ -341,7 +341,8 @@ def test_deleting_the_account_deletes_everything_in_it(
 def test_after_sign_in_only_a_path_of_this_site(hosted: FastAPI) -> None:
     with browser(hosted) as client:
         for given, kept in [("/history", "/history"), ("//evil.example/x", "/"),
-                            ("https://evil.example", "/"), ("/\\evil.example", "/")]:  # fmt: skip
+                            ("https://evil.example", "/"), ("/\\evil.example", "/"),
+                            ("/\t/evil.example", "/"), ("/%09/x", "/%09/x")]:  # fmt: skip
             page = client.get("/signin", params={"next": given}).text
             assert f'data-next="{kept}"' in page, given
 
@@ -426,7 +427,8 @@ def test_export_is_complete_and_deleting_the_account_leaves_no_row_of_it(
         assert rows(settings, FeedbackRow, FeedbackRow.session_id.in_(mine)) == 1
         assert rows(settings, RemoteRow, RemoteRow.session_id.in_(mine)) == 1
         assert rows(settings, RemoteMessageRow, RemoteMessageRow.session_id.in_(mine)) == 1
-        assert rows(settings, FailedLoginRow) == 2  # the laptop's wrong password: account, client
+        # The laptop's wrong password: one row for the account, one for the client.
+        assert rows(settings, FailedLoginRow, FailedLoginRow.key.not_like("signup:%")) == 2
 
         assert ana.post("/api/v1/account/delete", json={"password": PASSWORD}).json() == {
             "deleted": 2
@@ -442,7 +444,7 @@ def test_export_is_complete_and_deleting_the_account_leaves_no_row_of_it(
         assert rows(settings, table, table.session_id.in_(mine)) == 0
     # The account's failed sign-in went with it; the client's count stays an hour (it is
     # about a device, not a person).
-    assert rows(settings, FailedLoginRow) == 1
+    assert rows(settings, FailedLoginRow, FailedLoginRow.key.not_like("signup:%")) == 1
 
 
 def test_the_csrf_cookie_is_bound_to_this_host_when_hosted(hosted: FastAPI) -> None:
@@ -459,3 +461,22 @@ def test_the_csrf_cookie_is_bound_to_this_host_when_hosted(hosted: FastAPI) -> N
             "/api/v1/account/signout", headers={"X-CSRF-Token": client.cookies["backrub_csrf"]}
         )
         assert refused.status_code == 403
+
+
+def test_new_accounts_from_one_client_are_limited(
+    hosted: FastAPI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert accounts_module.SIGN_UPS_PER_HOUR == 20
+    monkeypatch.setattr(accounts_module, "SIGN_UPS_PER_HOUR", 2)
+    with browser(hosted) as client:
+        sign_up(client, "one@example.org")
+        sign_up(client, "two@example.org")
+        third = client.post(
+            "/api/v1/account/signup",
+            json={"email": "three@example.org", "password": PASSWORD, "consent": True},
+        )
+        assert third.status_code == 429
+        assert third.json() == {
+            "error": "Too many new accounts from this device; wait an hour, then try again."
+        }
+    assert rows(settings, UserRow) == 2

@@ -124,7 +124,7 @@ class EspeakProgram:
         import soundfile  # type: ignore[import-untyped]
 
         result = subprocess.run(  # noqa: S603  (a fixed executable; the text is one argument)
-            [self.executable, "-v", ESPEAK_VOICE, "-s", str(ESPEAK_RATE), "--stdout", text],
+            [self.executable, "-v", ESPEAK_VOICE, "-s", str(ESPEAK_RATE), "--stdout", "--", text],
             capture_output=True,
             check=True,
         )

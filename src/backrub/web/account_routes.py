@@ -7,6 +7,7 @@ serving the local profile, they answer 404.
 No `from __future__ import annotations` here: FastAPI reads the route annotations at run time.
 """
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -100,7 +101,10 @@ def _signed_out(response: Response) -> None:
     "/signup",
     status_code=201,
     response_model=AccountOut,
-    responses={409: {"model": ErrorOut, "description": "The address has an account already"}},
+    responses={
+        409: {"model": ErrorOut, "description": "The address has an account already"},
+        429: {"model": ErrorOut, "description": "Too many new accounts from this client"},
+    },
 )
 async def sign_up(body: SignUpBody, request: Request, response: Response) -> dict[str, Any]:
     """Make an account and sign this browser in to it."""
@@ -112,7 +116,10 @@ async def sign_up(body: SignUpBody, request: Request, response: Response) -> dic
             "safety verdict) to guide and learn; you can export or delete them at any time.",
         )
     signed = await run_in_threadpool(
-        rt.account_service().sign_up, email=body.email, password=body.password
+        rt.account_service().sign_up,
+        email=body.email,
+        password=body.password,
+        client=_client(request),
     )
     return _signed_in(response, signed)
 
@@ -178,12 +185,15 @@ async def delete_account(
     return {"deleted": deleted}
 
 
+# A path of this site: one "/", then printable ASCII without "\\" — no second "/" first, no
+# tab or newline (browsers drop those, so "/\t/evil.example" would become "//evil.example").
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")
+
+
 def _next_page(request: Request) -> str:
     """Where to go after signing in: a path on this site only, never another address."""
     target = request.query_params.get("next", "/")
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+    return target if _LOCAL_PATH.fullmatch(target) else "/"
 
 
 @pages.get("/signin", name="signin")

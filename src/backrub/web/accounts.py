@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,13 +38,21 @@ PASSWORD_MAX = 128
 EMAIL_MAX = 254
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _HASHER = PasswordHasher()
-# Verified against when the address is unknown, so that answer is no faster.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+# Each hash or check takes 64 MiB for a moment: at most this many at once in a process, so a
+# burst of sign-ins waits its turn instead of exhausting memory (the thread pool has 40 threads).
+_HASHING = threading.BoundedSemaphore(2)
+SIGN_UPS_PER_HOUR = 20
+# Verified against when the address is unknown, so that answer is no faster (made on first use:
+# nothing is built at import).
+_dummy_hash: str | None = None
 
 WRONG_PASSWORD = "The email address or the password is wrong."  # noqa: S105 - a sentence
 THROTTLED = (
     "Too many failed sign-ins for this account or from this device; wait an hour, then try again."
 )
+
+
+TOO_MANY_SIGN_UPS = "Too many new accounts from this device; wait an hour, then try again."
 
 
 class SignInRequired(Exception):
@@ -56,8 +65,8 @@ class WrongPassword(BadInput):
 
 
 class Throttled(BadInput):
-    def __init__(self) -> None:
-        super().__init__(THROTTLED)
+    def __init__(self, message: str = THROTTLED) -> None:
+        super().__init__(message)
 
 
 class SignedIn(NamedTuple):
@@ -102,10 +111,26 @@ def _throttle_keys(email: str, client: str) -> tuple[str, str]:
 
 
 def _verifies(password_hash: str, password: str) -> bool:
-    try:
-        return _HASHER.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    with _HASHING:
+        try:
+            return _HASHER.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def _as_long_as_a_check(password: str) -> None:
+    """For an unknown address: the same work as checking a real password, so the refusal takes
+    as long and says nothing about which addresses have accounts."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        with _HASHING:
+            _dummy_hash = _HASHER.hash(secrets.token_urlsafe(16))
+    _verifies(_dummy_hash, password)
+
+
+def _hash(password: str) -> str:
+    with _HASHING:
+        return _HASHER.hash(check_password(password))
 
 
 class Accounts:
@@ -126,11 +151,17 @@ class Accounts:
         )
         return SignedIn(user, token)
 
-    def sign_up(self, *, email: str, password: str) -> SignedIn:
+    def sign_up(self, *, email: str, password: str, client: str) -> SignedIn:
         address = normal_email(email)
-        user = self.store.create_user(
-            email=address, password_hash=_HASHER.hash(check_password(password)), now=now()
-        )
+        check_password(password)
+        # New accounts per client, counted with the failed sign-ins (shared by every process):
+        # no one device makes accounts, or probes which addresses have one, without end.
+        key = ("signup:" + hashlib.sha256(client.encode()).hexdigest()[:48],)
+        moment = now()
+        if self.store.failures_since(key, moment - FAILURE_WINDOW)[key[0]] >= SIGN_UPS_PER_HOUR:
+            raise Throttled(TOO_MANY_SIGN_UPS)
+        self.store.record_failure(key, now=moment, forget_before=moment - FAILURE_WINDOW)
+        user = self.store.create_user(email=address, password_hash=_hash(password), now=moment)
         return self._open(user)
 
     def sign_in(self, *, email: str, password: str, client: str) -> SignedIn:
@@ -141,7 +172,9 @@ class Accounts:
         if max(counts.values()) >= FAILURE_LIMIT:
             raise Throttled
         user = self.store.user_by_email(address)
-        if not _verifies(user.password_hash if user else _DUMMY_HASH, password) or user is None:
+        if user is None:
+            _as_long_as_a_check(password)
+        if user is None or not _verifies(user.password_hash, password):
             self.store.record_failure(keys, now=moment, forget_before=moment - FAILURE_WINDOW)
             raise WrongPassword
         return self._open(user)
@@ -159,9 +192,7 @@ class Accounts:
         """A new password; every other browser signed in to this account is signed out."""
         if not _verifies(user.password_hash, current):
             raise WrongPassword
-        self.store.set_password(
-            user.id, _HASHER.hash(check_password(new)), keep_login=token_hash(token)
-        )
+        self.store.set_password(user.id, _hash(new), keep_login=token_hash(token))
 
     def delete(self, user: User, *, password: str) -> int:
         """The account and all its sessions; the password is asked again for this."""

@@ -179,7 +179,10 @@ def apply_event(
 
     def change(saved: dict[str, Any]) -> Change:
         if plain and saved.get("format") == engine.STATE_FORMAT:
-            return _recorded(saved, body)
+            try:
+                return _recorded(saved, body)
+            except (KeyError, TypeError, ValueError):
+                pass  # a damaged state (a hand-edited backup): the engine says what is wrong
         state, message, new = _applied(catalogue, saved, body)
         applied.append((state, message))
         return new

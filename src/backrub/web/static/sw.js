@@ -193,7 +193,11 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(thenForget(request, url.pathname));
     return;
   }
-  const everything = url.pathname === "/api/v1/data" || url.pathname === "/api/v1/account/signout";
+  const everything = [
+    "/api/v1/data",
+    "/api/v1/account/signout",
+    "/api/v1/account/delete",
+  ].includes(url.pathname);
   if ((request.method === "DELETE" || request.method === "POST") && everything) {
     event.respondWith(thenForget(request, null));
     return;

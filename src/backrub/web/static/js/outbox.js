@@ -17,6 +17,11 @@
 
 import { postJSON, ApiError, OfflineError } from "./api.js";
 
+// Kept and sent again later, never dropped: signed out elsewhere (401) or a lost CSRF cookie
+// (403) until the person signs in or reloads; over the hosted per-person limit (429); the
+// database away while the app answers (503).
+const KEEP_ON = new Set([401, 403, 429, 503]);
+
 const DB_NAME = "backrub";
 const DB_STORE = "outbox";
 const MIRROR = "backrub.outbox.";
@@ -224,9 +229,8 @@ export class Outbox {
         } catch (error) {
           const retry =
             error instanceof OfflineError ||
-            (error instanceof ApiError && error.status >= 500 && ++item.failures < 4) ||
-            // Over the per-person limit (hosted): the same events go a little later.
-            (error instanceof ApiError && error.status === 429);
+            (error instanceof ApiError && KEEP_ON.has(error.status)) ||
+            (error instanceof ApiError && error.status >= 500 && ++item.failures < 4);
           if (retry) {
             this.reachable = false;
             this.show();
@@ -272,11 +276,13 @@ export class Outbox {
     el.hidden = !text;
   }
 
-  // When the page goes away: hand what is left to the browser, which may send it after unload.
-  // (What can be kept is kept too: a repeated event is ignored by its seq.)
+  // When the page goes away: hand the next event to the browser, which may send it after
+  // unload — only when nothing is in flight, and only one: sent all at once, a later event could
+  // arrive first and the server would refuse the earlier one as old (by its seq) while the next
+  // page takes it as delivered. The rest is kept, and the next page for the session sends it.
   sendOnUnload() {
-    for (const item of this.items) {
-      postJSON(item.url, item.body, { keepalive: true }).catch(() => {});
-    }
+    if (this.busy || !this.items.length) return;
+    const item = this.items[0];
+    postJSON(item.url, item.body, { keepalive: true }).catch(() => {});
   }
 }
