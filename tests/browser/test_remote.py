@@ -84,7 +84,11 @@ def test_the_receivers_softer_reaches_the_giver_through_another_process(
     expect(code_text).to_have_text(re.compile(r"^[A-HJKMNP-Z2-9]{6}$"))
     code = code_text.text_content() or ""
     expect(giver.locator("#remote-qr")).to_be_visible()
-    assert giver.locator("#remote-qr").evaluate("img => img.complete && img.naturalWidth > 0")
+    # The QR image is drawn by the server: wait for it to arrive, then check it decoded.
+    giver.wait_for_function(
+        "() => { const img = document.getElementById('remote-qr');"
+        " return img.complete && img.naturalWidth > 0; }"
+    )
     expect(giver.locator("#remote-url")).to_have_text(f"{giver_server.url}/r/{code}")
     expect(giver.locator("#remote-state")).to_have_text("Waiting for the receiver…")
     screenshot(giver, "phone-player-remote-panel")
