@@ -201,9 +201,10 @@ def test_the_long_poll_answers_as_soon_as_a_message_arrives(api: TestClient, sta
         thread.join()
     answered = time.monotonic()
     assert [m["kind"] for m in answer["messages"]] == ["softer"]
-    # Within the poll's quarter second (and a slow machine's margin) of the message, not at 10 s.
-    assert answered - posted[0] < 1.5, answered - posted[0]
-    assert answered - began < 3
+    # Soon after the message (a quarter second's poll, and a busy machine's margin), well before
+    # the 10 s the poll would otherwise wait.
+    assert answered - posted[0] < 5, answered - posted[0]
+    assert answered - began < 8
 
 
 def test_the_long_poll_waits_then_answers_empty(api: TestClient, start: Start) -> None:
@@ -211,7 +212,7 @@ def test_the_long_poll_waits_then_answers_empty(api: TestClient, start: Start) -
     open_remote(api, session_id)
     began = time.monotonic()
     assert inbox(api, session_id, wait=1) == {"messages": [], "last": 0, "active": True}
-    assert 0.9 < time.monotonic() - began < 5
+    assert 0.9 < time.monotonic() - began < 8
 
 
 def test_an_ended_session_ends_the_remote(api: TestClient, start: Start) -> None:
@@ -222,7 +223,7 @@ def test_an_ended_session_ends_the_remote(api: TestClient, start: Start) -> None
     # The player's poll answers at once, saying so; the remote learns it too.
     began = time.monotonic()
     answer = inbox(api, session_id, after=0, wait=20)
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 10  # at once, not after the 20 s wait
     assert answer["active"] is False and [m["kind"] for m in answer["messages"]] == ["good"]
     assert api.get(f"/api/v1/remote/{code}").json() == {"status": "ended", "mode": "partner"}
     assert "ended" in refused(
