@@ -166,3 +166,19 @@ def test_one_track_at_a_time(lite: TestClient) -> None:
     assert response.status_code == 503
     assert response.json()["error"] == audio_routes.BUSY
     assert response.headers["retry-after"] == "30"
+
+
+def test_hosted_each_person_has_a_few_tracks_an_hour(sqlite_settings: Settings) -> None:
+    from backrub.web.ratelimit import SlidingWindow
+
+    app = create_app(sqlite_settings, accounts=True)
+    app.state.backrub.audio_limit = SlidingWindow(0, window=3600)  # as if the hour's were used
+    with TestClient(app, base_url="https://127.0.0.1") as client:
+        client.get("/signin")
+        client.headers["X-CSRF-Token"] = client.cookies["__Host-backrub_csrf"]
+        signup = {"email": "ana@example.org", "password": "a long password!", "consent": True}
+        assert client.post("/api/v1/account/signup", json=signup).status_code == 201
+        answer = client.post("/api/v1/audio", json={"minutes": 15})
+    assert answer.status_code == 429
+    assert answer.json()["error"].startswith("You have made 6 audio tracks in the last hour")
+    assert not (sqlite_settings.cache_dir / "renders").exists()

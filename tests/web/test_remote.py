@@ -29,6 +29,7 @@ from backrub.store.remote import (
 )
 from backrub.store.tables import FailedLoginRow
 from backrub.web import create_app
+from backrub.web import remote as remote_routes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -461,3 +462,27 @@ def test_guesses_counted_in_failed_logins(api: TestClient) -> None:
     with engine_of(api).connect() as conn:
         count = conn.execute(select(func.count()).select_from(FailedLoginRow)).scalar_one()
     assert count == 3
+
+
+def test_a_profile_cannot_hold_open_many_waits(
+    api: TestClient, start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session_id = start(api)["id"]
+    open_remote(api, session_id)
+    # As if four players of this profile were waiting already (the local profile is "local").
+    monkeypatch.setitem(remote_routes._open_polls, "local", remote_routes.MAX_POLLS)
+    answer = api.get(f"/api/v1/sessions/{session_id}/remote/messages", params={"wait": 0})
+    assert answer.status_code == 429
+    assert answer.json() == {"error": remote_routes.TOO_MANY_POLLS}
+    monkeypatch.setitem(remote_routes._open_polls, "local", 1)
+    assert (
+        api.get(f"/api/v1/sessions/{session_id}/remote/messages", params={"wait": 0}).status_code
+        == 200
+    )
+
+
+def test_an_ipv6_client_is_counted_by_its_network() -> None:
+    one, other = "2001:db8:1:2::1", "2001:db8:1:2:ffff::9"
+    assert client_key(one) == client_key(other)
+    assert client_key(one) != client_key("2001:db8:1:3::1")
+    assert client_key("192.0.2.1") != client_key("192.0.2.2")

@@ -10,6 +10,7 @@ to that one session while it is active, and learn nothing else about it.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -131,7 +132,15 @@ def normalise_code(text: str) -> str | None:
 
 
 def client_key(address: str) -> str:
-    """The `failed_logins` key for a client: a hash, so no address is kept."""
+    """The `failed_logins` key for a client: a hash, so no address is kept. An IPv6 client is
+    its /64 network: one home or phone holds a whole /64, so counting single addresses would
+    give it 2^64 times the allowance."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None
+    if ip is not None and ip.version == 6:
+        address = str(ipaddress.ip_network(f"{ip}/64", strict=False))
     digest = hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()
     return _KEY_PREFIX + digest[:32]
 

@@ -36,6 +36,7 @@ from backrub.core.models import PRESSURE_WORDS
 from backrub.web import sessions
 from backrub.web.api import COMMON, NOT_FOUND, PREFIX, STOPPED
 from backrub.web.deps import CatalogueDep, RuntimeDep, StoreDep
+from backrub.web.ratelimit import TRACKS_PER_HOUR
 from backrub.web.schemas import ErrorOut, PlanBody
 
 if TYPE_CHECKING:
@@ -82,6 +83,10 @@ CLIP_OK: dict[int | str, dict[str, Any]] = {
 BUSY_ANSWER: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "Another track is being prepared"}
 }
+TOO_MANY_TRACKS = (
+    f"You have made {TRACKS_PER_HOUR} audio tracks in the last hour; try again later "
+    "(the ones you have keep working)."
+)
 
 
 class AudioBody(PlanBody):
@@ -253,7 +258,12 @@ def _sweep(renders: Path) -> None:
 @router.post(
     "/audio",
     response_class=FileResponse,
-    responses={**AUDIO_OK, **STOPPED, **BUSY_ANSWER},
+    responses={
+        **AUDIO_OK,
+        **STOPPED,
+        **BUSY_ANSWER,
+        429: {"model": ErrorOut, "description": "Too many tracks for one person (accounts on)"},
+    },
 )
 def post_audio(
     body: AudioBody, request: Request, rt: RuntimeDep, catalogue: CatalogueDep, store: StoreDep
@@ -262,6 +272,13 @@ def post_audio(
     at its moment, a chime at each step, a soft ambient bed — as a download; none for a stop
     verdict. One track is prepared at a time: another request meanwhile is 503."""
     planned = sessions.make_plan(catalogue, store, body)
+    # Hosted: a few tracks an hour for each person, so no one keeps the one render slot.
+    if rt.accounts and not rt.audio_limit.allow(store.owner):
+        raise HTTPException(
+            429,
+            TOO_MANY_TRACKS,
+            headers={"Retry-After": str(rt.audio_limit.retry_after(store.owner))},
+        )
     if not RENDERING.acquire(blocking=False):
         raise HTTPException(503, BUSY, headers={"Retry-After": "30"})
     renders = rt.settings.cache_dir / "renders"

@@ -15,7 +15,7 @@ from backrub.core.catalogue import Catalogue
 from backrub.store import SessionStore
 from backrub.store.accounts import User
 from backrub.web.accounts import LOGIN_COOKIE, Accounts, SignInRequired
-from backrub.web.ratelimit import EVENTS_PER_MINUTE, SlidingWindow
+from backrub.web.ratelimit import EVENTS_PER_MINUTE, TRACKS_PER_HOUR, SlidingWindow
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -50,6 +50,7 @@ class Runtime:
         self.accounts = accounts
         self.engine: Engine | None = None
         self.event_limit = SlidingWindow(EVENTS_PER_MINUTE)
+        self.audio_limit = SlidingWindow(TRACKS_PER_HOUR, window=3600)
 
     def account_service(self) -> Accounts:
         if self.engine is None:

@@ -16,6 +16,8 @@ from collections import deque
 
 # A player sends about one event every 15 s, and a burst of taps now and then.
 EVENTS_PER_MINUTE = 120
+# A guided audio track takes seconds of a core to render (one at a time per process).
+TRACKS_PER_HOUR = 6
 WINDOW_SECONDS = 60.0
 
 

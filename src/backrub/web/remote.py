@@ -175,25 +175,50 @@ def open_remote(request: Request, session_id: str, store: StoreDep) -> dict[str,
     }
 
 
+# Open long polls per owner in this process (see remote_messages).
+_open_polls: dict[str, int] = {}
+MAX_POLLS = 4
+TOO_MANY_POLLS = "Too many open waits for the remote from this profile; close other players."
+
+
+def _too_many_polls() -> Any:
+    return JSONResponse({"error": TOO_MANY_POLLS}, 429, headers={"Retry-After": "5"})
+
+
 @router.get(
-    f"{API}/sessions/{{session_id}}/remote/messages", response_model=InboxOut, responses=NOT_FOUND
+    f"{API}/sessions/{{session_id}}/remote/messages",
+    response_model=InboxOut,
+    responses={
+        **NOT_FOUND,
+        429: {"model": ErrorOut, "description": "Too many open waits from this profile"},
+    },
 )
 async def remote_messages(
     request: Request, session_id: str, query: Annotated[MessagesQuery, Query()], store: StoreDep
-) -> dict[str, Any]:
+) -> Any:
     """What the remote sent after message `after`: at once if there is some, otherwise as soon
     as it arrives, waiting up to `wait` seconds (then an empty list). Answers at once when the
     session has ended (`active: false`)."""
     remotes = RemoteStore(store.engine)
     deadline = anyio.current_time() + query.wait
-    while True:
-        inbox = await run_in_threadpool(
-            remotes.messages, owner=store.owner, session_id=session_id, after=query.after
-        )
-        left = deadline - anyio.current_time()
-        if inbox.messages or not inbox.active or left <= 0 or await request.is_disconnected():
-            break
-        await anyio.sleep(min(POLL_SECONDS, left))
+    # A player keeps one poll open; a few more (a second tab) are fine, hundreds would take the
+    # thread pool from everyone's players. Counted per process: this route runs on its loop.
+    if _open_polls.get(store.owner, 0) >= MAX_POLLS:
+        return _too_many_polls()
+    _open_polls[store.owner] = _open_polls.get(store.owner, 0) + 1
+    try:
+        while True:
+            inbox = await run_in_threadpool(
+                remotes.messages, owner=store.owner, session_id=session_id, after=query.after
+            )
+            left = deadline - anyio.current_time()
+            if inbox.messages or not inbox.active or left <= 0 or await request.is_disconnected():
+                break
+            await anyio.sleep(min(POLL_SECONDS, left))
+    finally:
+        _open_polls[store.owner] -= 1
+        if not _open_polls[store.owner]:
+            del _open_polls[store.owner]
     messages = [
         {"id": m.id, "kind": m.kind, "sent_at": m.sent_at.isoformat()} for m in inbox.messages
     ]
