@@ -5,7 +5,7 @@ page's "Download as audio" saves a track of the plan's length."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import soundfile  # type: ignore[import-untyped]
 from playwright.sync_api import expect
@@ -37,9 +37,12 @@ HTMLMediaElement.prototype.play = function () {
 def spoken(response: Response) -> str | None:
     """The text a clip request asked for, or None for any other request."""
     parts = urlsplit(response.url)
-    if not parts.path.endswith("/voice"):
+    if not parts.path.endswith("/voice") or response.request.method != "POST":
         return None
-    return parse_qs(parts.query)["text"][0]
+    asked: str = response.request.post_data_json["text"]
+    # Asked for in the body: the words never travel in the address.
+    assert not parts.query
+    return asked
 
 
 def test_the_player_speaks_with_backrubs_clips_and_the_plan_downloads_as_audio(

@@ -40,7 +40,7 @@ UNREACHABLE = re.compile(
 # pages themselves log nothing.
 UNSENT = re.compile(
     r"^console\.error: Failed to load resource: net::ERR_[A-Z_]+ "
-    r"\(http://[^ ]+/api/v1/sessions/[0-9a-f]+/(events|voice\?text=[^ ]*):0\)$"
+    r"\(http://[^ ]+/api/v1/sessions/[0-9a-f]+/(events|voice):0\)$"
 )
 # The fields an event kept in the browser may hold: positions, cue ids, a feedback word.
 EVENT_FIELDS = {"kind", "active", "seq", "fired", "feedback"}

@@ -33,11 +33,10 @@ BODIES: dict[str, dict[str, Any]] = {
         "kind": "feedback", "active": 30.0, "seq": 5, "feedback": "softer", "fired": [],
     },
     "/api/v1/sessions/{session_id}/finish": {"active": 60.0, "tension_after": 2, "stopped": True},
-}  # fmt: skip
-# Query strings for the routes that need one (a cue the session does speak).
-QUERIES: dict[str, dict[str, str]] = {
     "/api/v1/sessions/{session_id}/voice": {"text": "Get ready."},
-}
+}  # fmt: skip
+# Query strings for the routes that need one.
+QUERIES: dict[str, dict[str, str]] = {}
 STATE_CHANGING = {"post", "put", "patch", "delete"}
 
 
@@ -120,9 +119,8 @@ def test_another_persons_session_is_out_of_reach_on_every_route(
         assert ben.get("/api/v1/stats").json()["sessions"] == 0
         # And Ana still reads it, so the 404s above were about Ben.
         assert ana.get(f"/api/v1/sessions/{session_id}").status_code == 200
-        for path, query in QUERIES.items():
-            url = path.replace("{session_id}", session_id)
-            assert ana.get(url, params=query).status_code == 200, path
+        voice = f"/api/v1/sessions/{session_id}/voice"
+        assert ana.post(voice, json={"text": "Get ready."}).status_code == 200
 
 
 @pytest.mark.parametrize("accounts", [False, True])

@@ -1,10 +1,12 @@
 """Guided audio over HTTP: the player's per-cue clips, and the plan page's "Download as audio".
 
-- `GET /api/v1/sessions/{id}/voice?text=…`: one thing the player would say, spoken by backrub's
-  own voice, for browsers without a speech-synthesis voice. Only the session's own words are
+- `POST /api/v1/sessions/{id}/voice` `{text}`: one thing the player would say, spoken by
+  backrub's own voice, for browsers without a speech-synthesis voice (a POST: the words stay out
+  of addresses and proxy logs, and the answer is not cached). Only the session's own words are
   spoken — its cues (on its saved state), the player's fixed phrases and the sentences feedback
   can answer with — never any other text, so the server is no text-to-speech service for anyone.
-  Each clip is synthesised once and kept on disk, content-addressed (`backrub.audio.cache`).
+  Each clip is synthesised once and kept on the server's disk, content-addressed
+  (`backrub.audio.cache`).
 - `POST /api/v1/audio`: a plan body (as `POST /plans`) → the whole track (`backrub.audio.render`,
   streamed to a temporary folder, deleted once sent), as a download. One render per process at
   a time; another is 503 with a sentence while one runs.
@@ -25,10 +27,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
+from pydantic import Field
 from starlette.background import BackgroundTask
 
 from backrub.core import engine
@@ -37,7 +40,7 @@ from backrub.web import sessions
 from backrub.web.api import COMMON, NOT_FOUND, PREFIX, STOPPED
 from backrub.web.deps import CatalogueDep, RuntimeDep, StoreDep
 from backrub.web.ratelimit import TRACKS_PER_HOUR
-from backrub.web.schemas import ErrorOut, PlanBody
+from backrub.web.schemas import Body, ErrorOut, PlanBody
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,7 +58,6 @@ WEB_VOICE = "espeak"
 MAX_TEXT = 1000
 # Clips are the plan's own wording (no tension, condition or note), the same for anyone with
 # that plan: the browser may keep them a day, so repeated phrases and a reload fetch nothing.
-CLIP_CACHE_CONTROL = "private, max-age=86400"
 CLIP_FORMAT = "1"  # bump when the way web clips are made changes
 # Renders at a time in one process: each is a core busy for seconds.
 MAX_RENDERS = 1
@@ -190,25 +192,26 @@ def _encoded(samples: "Samples", rate: int) -> bytes:
     return out.getvalue()
 
 
-@router.get(
+class SayBody(Body):
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+@router.post(
     "/sessions/{session_id}/voice",
     response_class=Response,
     responses={**CLIP_OK, **NOT_FOUND},
 )
-def get_voice(
-    session_id: str,
-    text: Annotated[str, Query(min_length=1, max_length=MAX_TEXT)],
-    request: Request,
-    rt: RuntimeDep,
-    store: StoreDep,
+def post_voice(
+    session_id: str, body: SayBody, request: Request, rt: RuntimeDep, store: StoreDep
 ) -> Response:
     """One phrase the player would say in this session, in backrub's voice (Ogg Vorbis): for
-    browsers without a speech-synthesis voice. Only the session's own words; others are 404."""
+    browsers without a speech-synthesis voice. Only the session's own words; others are 404.
+    A POST, so the words (a tender spot, say) stay out of addresses and logs, and are not cached."""
     live = sessions.load(store, session_id)
-    if not may_say(rt.catalogue, live, text):
+    if not may_say(rt.catalogue, live, body.text):
         raise HTTPException(404, NO_SUCH_TEXT)
-    data = clip_bytes(rt.settings.cache_dir, _voice(request), text)
-    return Response(data, media_type="audio/ogg", headers={"Cache-Control": CLIP_CACHE_CONTROL})
+    data = clip_bytes(rt.settings.cache_dir, _voice(request), body.text)
+    return Response(data, media_type="audio/ogg")
 
 
 # ---- the whole track ----------------------------------------------------------------------------

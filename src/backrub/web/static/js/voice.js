@@ -1,7 +1,9 @@
 // Cues spoken with the browser's own speech synthesis, where the device has a voice; otherwise
 // with backrub's own voice: each phrase fetched as a short clip from the server
-// (GET /api/v1/sessions/{id}/voice?text=…, made once there and kept) and played in an <audio>
+// (POST /api/v1/sessions/{id}/voice {text}, made once there and kept) and played in an <audio>
 // element. The server speaks only the session's own words.
+
+import { csrfToken } from "./api.js";
 
 export class Voice {
   constructor({ sessionId = null } = {}) {
@@ -76,7 +78,15 @@ export class Voice {
     // on the screen and announced to screen readers anyway.
     if (!navigator.onLine) return;
     const controller = new AbortController();
-    const url = fetch(this.clipUrl(text), { signal: controller.signal, credentials: "same-origin" })
+    // A POST: the words (a tender spot, say) stay out of the address, and nothing is cached.
+    const url = fetch(this.clipUrl(), {
+      method: "POST",
+      signal: controller.signal,
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+      body: JSON.stringify({ text }),
+    })
       .then((response) => (response.ok ? response.blob() : null))
       .then((blob) => (blob ? URL.createObjectURL(blob) : null))
       // Offline, or a phrase the server will not say: the words are on the screen anyway.
@@ -85,8 +95,8 @@ export class Voice {
     if (!this.audio && !this.waiting) this.next();
   }
 
-  clipUrl(text) {
-    return `/api/v1/sessions/${encodeURIComponent(this.sessionId)}/voice?text=${encodeURIComponent(text)}`;
+  clipUrl() {
+    return `/api/v1/sessions/${encodeURIComponent(this.sessionId)}/voice`;
   }
 
   async next() {
