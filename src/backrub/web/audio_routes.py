@@ -63,7 +63,7 @@ CLIP_FORMAT = "1"  # bump when the way web clips are made changes
 MAX_RENDERS = 1
 RENDERING = threading.BoundedSemaphore(MAX_RENDERS)
 BUSY = "Another audio track is being prepared; try again in a minute."
-NO_SUCH_TEXT = "No such phrase in this session: backrub speaks only the session's own words."
+NO_SUCH_TEXT = "text must be one of this session's own phrases: backrub speaks nothing else."
 # A render folder older than this is left over (a download cut off): removed at the next render.
 STALE_SECONDS = 3600
 MEDIA = {"ogg": "audio/ogg", "mp3": "audio/mpeg"}
@@ -209,7 +209,8 @@ def post_voice(
     A POST, so the words (a tender spot, say) stay out of addresses and logs, and are not cached."""
     live = sessions.load(store, session_id)
     if not may_say(rt.catalogue, live, body.text):
-        raise HTTPException(404, NO_SUCH_TEXT)
+        # 422, not 404: the session is there; the text is what is not allowed.
+        raise HTTPException(422, NO_SUCH_TEXT)
     data = clip_bytes(rt.settings.cache_dir, _voice(request), body.text)
     return Response(data, media_type="audio/ogg")
 
