@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backrub.store.engine import transaction
 from backrub.store.errors import StoreError
+from backrub.store.repository import delete_sessions
 from backrub.store.tables import FailedLoginRow, LoginRow, SessionRow, UserRow
 
 if TYPE_CHECKING:
@@ -83,14 +84,13 @@ class AccountStore:
 
     def delete_user(self, user_id: str, *, failure_keys: tuple[str, ...] = ()) -> int:
         """The account and everything it owns, in one transaction; returns the sessions deleted.
-        Feedback, remotes and their messages go with their sessions (ON DELETE CASCADE);
         `failure_keys` are the account's own failed sign-ins."""
         with transaction(self.engine, write=True) as conn:
-            sessions = conn.execute(delete(SessionRow).where(SessionRow.owner == user_id))
+            sessions = delete_sessions(conn, SessionRow.owner == user_id)
             conn.execute(delete(LoginRow).where(LoginRow.user_id == user_id))
             conn.execute(delete(FailedLoginRow).where(FailedLoginRow.key.in_(failure_keys)))
             conn.execute(delete(UserRow).where(UserRow.id == user_id))
-        return int(sessions.rowcount)
+        return sessions
 
     def export(self, user_id: str) -> dict[str, Any]:
         """What the account itself holds (its sessions are exported by their store): the

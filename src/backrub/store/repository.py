@@ -101,6 +101,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def delete_sessions(conn: Connection, which: Any) -> int:
+    """Delete the sessions `which` selects and every row that refers to them; how many sessions.
+    Explicit, not only ON DELETE CASCADE: it must hold even where foreign keys are off."""
+    ids = select(SessionRow.id).where(which).scalar_subquery()
+    for child in (FeedbackRow, RemoteMessageRow, RemoteRow):
+        conn.execute(delete(child).where(child.session_id.in_(ids)))
+    return int(conn.execute(delete(SessionRow).where(which)).rowcount)
+
+
 class SessionStore:
     def __init__(self, engine: Engine, owner: str = "local") -> None:
         self.engine = engine
@@ -293,19 +302,16 @@ class SessionStore:
             conn.execute(update(SessionRow).where(self._mine(session_id)).values(values))
 
     def forget(self) -> int:
-        """Delete every session of this owner, with its feedback; returns how many sessions."""
+        """Delete every session of this owner, with all that hangs on it; how many sessions."""
         with transaction(self.engine, write=True) as conn:
-            # Explicit, not only ON DELETE CASCADE: it must hold even where foreign keys are off.
-            conn.execute(delete(FeedbackRow).where(FeedbackRow.session_id.in_(self._ids())))
-            result = conn.execute(delete(SessionRow).where(SessionRow.owner == self.owner))
-            return result.rowcount
+            return delete_sessions(conn, SessionRow.owner == self.owner)
 
     def delete(self, session_id: str) -> None:
-        """Delete one session of this owner, with its feedback (NoSuchSession otherwise)."""
+        """Delete one session of this owner, with all that hangs on it (NoSuchSession
+        otherwise)."""
         with transaction(self.engine, write=True) as conn:
             self._lock(conn, session_id)
-            conn.execute(delete(FeedbackRow).where(FeedbackRow.session_id == session_id))
-            conn.execute(delete(SessionRow).where(self._mine(session_id)))
+            delete_sessions(conn, self._mine(session_id))
 
     # ---- reading ------------------------------------------------------------------------
 
