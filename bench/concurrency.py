@@ -30,86 +30,26 @@ are counted, not failures.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from serving import POSTGRES, SESSION_BODY, postgres_database, server
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from multiprocessing.queues import Queue
     from multiprocessing.sharedctypes import Synchronized
     from multiprocessing.synchronize import Barrier as BarrierType
-
-LOCAL = "127.0.0.1"
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-SESSION_BODY = {
-    "mode": "partner",
-    "minutes": 20,
-    "focus": [{"region": "shoulders", "tension": 8}],
-    "pressure": "medium",
-    "tension_before": 7,
-}
-
-
-@contextlib.contextmanager
-def server(workers: int, env: dict[str, str], log: IO[str]) -> Iterator[str]:
-    """`backrub serve --port 0 --workers N` in a process group of its own; yields its address.
-
-    Stopped with Ctrl-C's signal to the whole group (the supervisor and its workers), killed if
-    that takes more than 15 s."""
-    cmd = [sys.executable, "-m", "backrub", "serve", "--port", "0", "--workers", str(workers)]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
-    )
-    try:
-        assert proc.stdout is not None  # noqa: S101  (for mypy: stdout is a pipe)
-        line = proc.stdout.readline()
-        if "http://" not in line:
-            raise SystemExit(f"the server did not start: {line.strip()} (see its stderr)")
-        yield line.split("http://", 1)[1].split()[0]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # a worker left behind
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-@contextlib.contextmanager
-def postgres_database(server_url: str, label: str) -> Iterator[str]:
-    """A fresh database on the server for this run, dropped afterwards; yields its URL."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"backrub_bench_{label}_{os.getpid()}"
-    admin = server_url.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{server_url}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 # ---- a client process ------------------------------------------------------------------------
@@ -203,7 +143,7 @@ def watch(client: httpx.Client, path: str, stop: threading.Event, seen: Watch) -
 def run_backend(name: str, env: dict[str, str], saves: int) -> bool:
     with tempfile.TemporaryFile("w+") as log:
         with (
-            server(2, env, log) as where,
+            server(2, env, log) as (where, _pid),
             httpx.Client(base_url=f"http://{where}", timeout=60) as api,
         ):
             api.get("/").raise_for_status()  # a page sets the CSRF cookie

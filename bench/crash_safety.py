@@ -34,7 +34,6 @@ and "database is locked".
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import signal
@@ -47,22 +46,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import httpx
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from serving import LOCAL, POSTGRES, SESSION_BODY, postgres_database
 
-LOCAL = "127.0.0.1"
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-SESSION_BODY = {
-    "mode": "partner",
-    "minutes": 20,
-    "focus": [{"region": "shoulders", "tension": 8}],
-    "pressure": "medium",
-    "tension_before": 7,
-}
 FEEDBACK_EVERY = 6  # one event in six is feedback (a full re-plan and a feedback row)
 MAX_ACTIVE = 1150.0  # stay inside the 20-minute session's timeline
 
@@ -241,25 +230,6 @@ def check_postgres(url: str, amcheck: bool) -> tuple[bool, dict[str, tuple[int, 
             for (oid,) in indexes:
                 conn.execute("SELECT bt_index_check(%s)", (oid,))
     return sound, {row[0]: (int(row[1]), int(row[2])) for row in rows}
-
-
-@contextlib.contextmanager
-def postgres_database(server_url: str, label: str) -> Iterator[str]:
-    """A fresh database on the server for this run, dropped afterwards; yields its URL."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"backrub_bench_{label}_{os.getpid()}"
-    admin = server_url.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{server_url}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def enable_amcheck(url: str) -> bool:
