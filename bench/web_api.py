@@ -50,6 +50,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
 
+from serving import postgres_database
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -365,25 +367,6 @@ def show(label: str, load: Load, base: Load) -> None:
 # ---- PostgreSQL ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    """A fresh database on the server for this run, dropped afterwards; yields its URL."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"backrub_bench_web_{os.getpid()}"
-    admin = server_url.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{server_url}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
@@ -425,7 +408,7 @@ def main() -> None:
         with server([sys.executable, __file__, "--serve-hello"], env) as hello:
             measure_backrub("SQLite", env, hello=hello, **options)
             if not args.no_postgres:
-                with postgres_database(args.postgres) as url:
+                with postgres_database(args.postgres, "web") as url:
                     pg_env = {**env, "BACKRUB_DATABASE_URL": url}
                     measure_backrub("PostgreSQL", pg_env, hello=hello, **options)
     finally:
