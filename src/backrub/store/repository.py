@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
-from backrub.core.models import FeedbackEvent, Focus, SessionRecord
+from backrub.core.errors import BackrubError
 from backrub.store import validation as check
 from backrub.store.engine import make_engine, transaction
 from backrub.store.errors import NoSuchSession, StoreError
+from backrub.store.events import Advance, Advanced, Change, advance_all, feedback_of, record_of
 from backrub.store.migration import SCHEMA_HEAD, migrate
 from backrub.store.tables import FeedbackRow, RemoteMessageRow, RemoteRow, SessionRow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from sqlalchemy import Connection, Engine, Row
+    from sqlalchemy import Connection, Engine
 
     from backrub.config import Settings
-    from backrub.core.models import FeedbackKind, Mode, SessionStatus, VerdictLevel
+    from backrub.core.models import FeedbackEvent, Focus, SessionRecord
 
 EXPORT_FORMAT = {"name": "backrub-export", "version": 1}
 
@@ -46,44 +47,6 @@ _RECORD_COLUMNS = (
     SessionRow.tender,
     SessionRow.ended_at,
 )
-
-# The player's event path (`advance`) runs these for every event: built once, not per call
-# (building a statement costs more Python than running it). Every one is scoped to the owner.
-_THIS = (SessionRow.id == bindparam("b_id")) & (SessionRow.owner == bindparam("b_owner"))
-_SAVED = select(SessionRow.status, SessionRow.progress_seq, SessionRow.state).where(_THIS)
-_SAVED_LOCKED = _SAVED.with_for_update()
-_RECORD_AND_PLAN = select(*_RECORD_COLUMNS, SessionRow.plan).where(_THIS)
-_SAVE = update(SessionRow).where(_THIS)
-_DUPLICATE_FEEDBACK = select(FeedbackRow.id).where(
-    FeedbackRow.session_id == bindparam("b_id"),
-    FeedbackRow.kind == bindparam("b_kind"),
-    FeedbackRow.at == bindparam("b_at"),
-    FeedbackRow.step == bindparam("b_step"),
-    FeedbackRow.region == bindparam("b_region"),
-)
-
-
-class Change(NamedTuple):
-    """What one event makes of a session's saved state (see `SessionStore.advance`)."""
-
-    seconds_done: int
-    state: dict[str, Any]
-    # What the receiver said, if the event was feedback, and the tender regions it led to.
-    feedback: FeedbackEvent | None = None
-    tender: Sequence[str] | None = None
-    # The top-level fields of `state` that differ from the saved one, when the caller knows:
-    # only they are checked (the rest was checked when it was saved). None: check all of it.
-    changed: Sequence[str] | None = None
-
-
-class Advanced(NamedTuple):
-    """What `advance` did: the state now saved (the new one, or the one kept)."""
-
-    accepted: bool
-    state: dict[str, Any]
-    # Read in the same transaction when asked for, and always when the change was refused.
-    record: SessionRecord | None = None
-    plan: dict[str, Any] | None = None
 
 
 def open_store(settings: Settings, owner: str = "local") -> SessionStore:
@@ -238,38 +201,12 @@ class SessionStore:
         above the saved one. The row stays locked from the read to the write (PostgreSQL's
         FOR UPDATE; SQLite's write transaction holds the database), so no other save can come
         between, and the saved fields `change` merges (cues given, active time) are current.
+        A batch of one: `events.advance_all` saves many at once.
         """
-        seq = check.whole("The save's sequence number", seq, 0)
-        key = {"b_id": session_id, "b_owner": self.owner}
-        with transaction(self.engine, write=True) as conn:
-            saved = conn.execute(_SAVED_LOCKED, key).first()
-            if saved is None:
-                raise NoSuchSession(session_id)
-            accepted = saved.status == "active" and seq > saved.progress_seq
-            state: dict[str, Any] = saved.state
-            if accepted:
-                new = change(state)
-                state = new.state
-                if new.changed is not None:
-                    check.plain_data("session state", {k: state[k] for k in new.changed})
-                values = self._progress(
-                    seq=seq, seconds_done=new.seconds_done, state=state, whole=new.changed is None
-                )
-                if new.tender is not None:
-                    values["tender"] = check.ids("The tender regions", new.tender)
-                if new.feedback is not None:
-                    row = check.feedback(new.feedback)
-                    # Kept once, even if it arrives twice.
-                    match = {"b_id": session_id, **{f"b_{k}": v for k, v in row.items()}}
-                    if conn.execute(_DUPLICATE_FEEDBACK, match).first() is None:
-                        conn.execute(insert(FeedbackRow), {"session_id": session_id, **row})
-                conn.execute(_SAVE, {**key, **values})
-            if accepted and not full:
-                return Advanced(accepted=True, state=state)
-            found = conn.execute(_RECORD_AND_PLAN, key).one()
-            events = self._feedback(conn, FeedbackRow.session_id == session_id)
-        record = _record(found, events.get(session_id, ()))
-        return Advanced(accepted=accepted, state=state, record=record, plan=found.plan)
+        (done,) = advance_all(self.engine, [Advance(self.owner, session_id, seq, change, full)])
+        if isinstance(done, BackrubError):
+            raise done
+        return done
 
     def finish(
         self,
@@ -320,8 +257,8 @@ class SessionStore:
             row = conn.execute(select(*_RECORD_COLUMNS).where(self._mine(session_id))).first()
             if row is None:
                 raise NoSuchSession(session_id)
-            events = self._feedback(conn, FeedbackRow.session_id == session_id)
-        return _record(row, events.get(session_id, ()))
+            events = feedback_of(conn, FeedbackRow.session_id == session_id)
+        return record_of(row, events.get(session_id, ()))
 
     def plan_and_state(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         with transaction(self.engine, write=False) as conn:
@@ -367,8 +304,8 @@ class SessionStore:
                 .limit(limit)
                 .scalar_subquery()
             )
-            events = self._feedback(conn, FeedbackRow.session_id.in_(ids))
-        return [_record(row, events.get(row.id, ())) for row in rows]
+            events = feedback_of(conn, FeedbackRow.session_id.in_(ids))
+        return [record_of(row, events.get(row.id, ())) for row in rows]
 
     def export(self) -> dict[str, Any]:
         """Everything stored for this owner, as JSON-ready data (times in ISO 8601, UTC)."""
@@ -378,7 +315,7 @@ class SessionStore:
                 .where(SessionRow.owner == self.owner)
                 .order_by(SessionRow.started_at, SessionRow.id)
             ).all()
-            events = self._feedback(conn, FeedbackRow.session_id.in_(self._ids()))
+            events = feedback_of(conn, FeedbackRow.session_id.in_(self._ids()))
             remotes = self._by_session(
                 conn,
                 select(
@@ -456,42 +393,3 @@ class SessionStore:
             "state": check.plain_data("session state", state) if whole else state,
             "updated_at": _now(),
         }
-
-    @staticmethod
-    def _feedback(conn: Connection, where: Any) -> dict[str, tuple[FeedbackEvent, ...]]:
-        rows = conn.execute(
-            select(
-                FeedbackRow.session_id,
-                FeedbackRow.kind,
-                FeedbackRow.at,
-                FeedbackRow.step,
-                FeedbackRow.region,
-            )
-            .where(where)
-            .order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
-        )
-        grouped: dict[str, list[FeedbackEvent]] = {}
-        for r in rows:
-            event = FeedbackEvent(cast("FeedbackKind", r.kind), r.at, r.step, r.region)
-            grouped.setdefault(r.session_id, []).append(event)
-        return {k: tuple(v) for k, v in grouped.items()}
-
-
-def _record(row: Row[Any], feedback: tuple[FeedbackEvent, ...]) -> SessionRecord:
-    return SessionRecord(
-        id=row.id,
-        started_at=row.started_at,
-        mode=cast("Mode", row.mode),
-        minutes_planned=row.minutes_planned,
-        seconds_done=row.seconds_done,
-        status=cast("SessionStatus", row.status),
-        focus=tuple(Focus(f["region"], f["tension"]) for f in row.focus),
-        verdict=cast("VerdictLevel", row.verdict),
-        verdict_conditions=tuple(row.verdict_conditions),
-        tension_before=row.tension_before,
-        tension_after=row.tension_after,
-        note=row.note,
-        tender=tuple(row.tender),
-        feedback=feedback,
-        ended_at=row.ended_at,
-    )

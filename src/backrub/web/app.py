@@ -26,6 +26,7 @@ from backrub.core.errors import BadInput
 from backrub.store import open_store
 from backrub.web import account_routes, api, audio_routes, errors, pages, remote
 from backrub.web.deps import Runtime
+from backrub.web.fast_events import GZIP_LEVEL, GZIP_MINIMUM, EventFastPath, EventWriter
 from backrub.web.security import (
     CSRF_COOKIE,
     HOSTED_CSRF_COOKIE,
@@ -82,9 +83,12 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store = await run_in_threadpool(open_store, settings)
         runtime.engine = store.engine
+        writer = runtime.event_writer = EventWriter(runtime)
         try:
             yield
         finally:
+            runtime.event_writer = None
+            await run_in_threadpool(writer.close)
             runtime.engine = None
             store.close()
 
@@ -110,14 +114,15 @@ def create_app(
     # check_dir=False: the folder is looked for when a file is asked for, not at start.
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     errors.install(app, pages.error_page, pages.bare_page)
+    # Innermost: a session's JSON and the player's scripts shrink to a third on a phone's link.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM, compresslevel=GZIP_LEVEL)
+    app.add_middleware(EventFastPath, runtime=runtime, max_body=MAX_BODY)
     app.add_middleware(
         SecurityMiddleware,
         hosts=None if accounts else (*LOOPBACK_HOSTS, *hosts),
         max_body=MAX_BODY,
         csrf_cookie=HOSTED_CSRF_COOKIE if accounts else CSRF_COOKIE,
     )
-    # Outermost: a session's JSON and the player's scripts shrink to a third on a phone's link.
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
     return app
 
 

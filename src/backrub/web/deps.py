@@ -20,6 +20,8 @@ from backrub.web.ratelimit import EVENTS_PER_MINUTE, TRACKS_PER_HOUR, SlidingWin
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from backrub.web.fast_events import EventWriter
+
 # Serving on this computer has no accounts: everything belongs to the CLI's own profile.
 LOCAL_OWNER = "local"
 DATABASE_NOT_OPEN = "The database is not open yet; try again in a moment."
@@ -49,6 +51,8 @@ class Runtime:
         # True: people sign in, and each owns their sessions; False: the local profile.
         self.accounts = accounts
         self.engine: Engine | None = None
+        # Saves the player's events (fast_events.py), for as long as the engine is open.
+        self.event_writer: EventWriter | None = None
         self.event_limit = SlidingWindow(EVENTS_PER_MINUTE)
         self.audio_limit = SlidingWindow(TRACKS_PER_HOUR, window=3600)
 

@@ -12,18 +12,20 @@ import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from backrub.core import engine
-from backrub.core.errors import BadInput, SafetyStop
+from backrub.core.errors import BackrubError, BadInput, SafetyStop
 from backrub.core.export import plan_as_dict, record_as_dict
 from backrub.core.insights import history_for_planning
 from backrub.core.models import PRESSURE_CEILINGS, Finding, Focus, PlanRequest
 from backrub.core.planner import build_plan, rules_for, validate_request
 from backrub.core.safety import assess, make_finding
-from backrub.store.repository import Change
+from backrub.store.events import Advance, Change, advance_all
 from backrub.web.schemas import MAX_SEQ
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import datetime
+
+    from sqlalchemy import Engine
 
     from backrub.core.catalogue import Catalogue
     from backrub.core.models import FeedbackEvent, Plan, SessionRecord, Verdict
@@ -166,32 +168,55 @@ def apply_event(
     catalogue: Catalogue, store: SessionStore, session_id: str, body: EventBody
 ) -> Outcome:
     """Apply one of the player's events at the active time it happened, and save the result,
-    in one transaction.
+    in one transaction (see `apply_events`)."""
+    (done,) = apply_events(catalogue, store.engine, [(store.owner, session_id, body)])
+    if isinstance(done, BackrubError):
+        raise done
+    return done
+
+
+def apply_events(
+    catalogue: Catalogue, db: Engine, events: Sequence[tuple[str, str, EventBody]]
+) -> list[Outcome | BackrubError]:
+    """Apply (owner, session id, event) triples in order, saved in one transaction; for each,
+    the outcome or why it was not applied (a failure of the database itself raises).
 
     An event whose `seq` is not above the saved one, or one for a session that has ended, is
     ignored: a late or repeated send never moves a session backwards. The outcome carries the
     whole session only when the page needs it: the timeline changed, or the event was refused
     (the page then adopts what the server has).
     """
-    plain = body.kind in PLAIN
-    # What the engine made of the event (skip, extend, feedback), for the answer.
-    applied: list[tuple[engine.LiveState, str | None]] = []
+    # What the engine made of each event (skip, extend, feedback), for its answer.
+    applied: dict[int, tuple[engine.LiveState, str | None]] = {}
 
-    def change(saved: dict[str, Any]) -> Change:
-        if plain and saved.get("format") == engine.STATE_FORMAT:
-            try:
-                return _recorded(saved, body)
-            except (KeyError, TypeError, ValueError):
-                pass  # a damaged state (a hand-edited backup): the engine says what is wrong
-        state, message, new = _applied(catalogue, saved, body)
-        applied.append((state, message))
-        return new
+    def change_for(n: int, body: EventBody) -> Callable[[dict[str, Any]], Change]:
+        def change(saved: dict[str, Any]) -> Change:
+            if body.kind in PLAIN and saved.get("format") == engine.STATE_FORMAT:
+                try:
+                    return _recorded(saved, body)
+                except (KeyError, TypeError, ValueError):
+                    pass  # a damaged state (a hand-edited backup): the engine says what is wrong
+            state, message, new = _applied(catalogue, saved, body)
+            applied[n] = (state, message)
+            return new
 
-    done = store.advance(session_id, seq=body.seq, change=change, full=not plain)
-    if done.record is None or done.plan is None:
-        return Outcome(done.accepted, done.state)
-    state, message = applied[-1] if applied else (engine.state_from_dict(done.state), None)
-    return Outcome(done.accepted, done.state, Live(done.record, done.plan, state), message)
+        return change
+
+    work = [
+        Advance(owner, session_id, body.seq, change_for(n, body), full=body.kind not in PLAIN)
+        for n, (owner, session_id, body) in enumerate(events)
+    ]
+    outcomes: list[Outcome | BackrubError] = []
+    for n, done in enumerate(advance_all(db, work)):
+        if isinstance(done, BackrubError):
+            outcomes.append(done)
+        elif done.record is None or done.plan is None:
+            outcomes.append(Outcome(done.accepted, done.state))
+        else:
+            state, message = applied.get(n) or (engine.state_from_dict(done.state), None)
+            live = Live(done.record, done.plan, state)
+            outcomes.append(Outcome(done.accepted, done.state, live, message))
+    return outcomes
 
 
 def _recorded(saved: dict[str, Any], body: EventBody) -> Change:

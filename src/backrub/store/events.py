@@ -1,0 +1,253 @@
+"""The player's events, saved many to a transaction (group commit).
+
+A player sends an event at every step, every 15 s and at every feedback, so a server with many
+people playing at once is mostly saving events. Each event is still judged on its own — the seq
+rule, the owner, its own change — but a batch of them shares one transaction: one read of the
+saved states, one write of the new ones, one commit (the part of a save that costs the most on
+either backend). `SessionStore.advance` is a batch of one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+from sqlalchemy import bindparam, insert, select, update
+
+from backrub.core.errors import BackrubError
+from backrub.core.models import FeedbackEvent, Focus, SessionRecord
+from backrub.store import validation as check
+from backrub.store.engine import transaction
+from backrub.store.errors import NoSuchSession
+from backrub.store.tables import FeedbackRow, SessionRow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from sqlalchemy import BindParameter, Connection, Engine, Row
+
+    from backrub.core.models import FeedbackKind, Mode, SessionStatus, VerdictLevel
+
+
+class Change(NamedTuple):
+    """What one event makes of a session's saved state (see `advance_all`)."""
+
+    seconds_done: int
+    state: dict[str, Any]
+    # What the receiver said, if the event was feedback, and the tender regions it led to.
+    feedback: FeedbackEvent | None = None
+    tender: Sequence[str] | None = None
+    # The top-level fields of `state` that differ from the saved one, when the caller knows:
+    # only they are checked (the rest was checked when it was saved). None: check all of it.
+    changed: Sequence[str] | None = None
+
+
+class Advanced(NamedTuple):
+    """What an event did: the state now saved (the new one, or the one kept)."""
+
+    accepted: bool
+    state: dict[str, Any]
+    # Read in the same transaction when asked for, and always when the change was refused.
+    record: SessionRecord | None = None
+    plan: dict[str, Any] | None = None
+
+
+class Advance(NamedTuple):
+    """One event to save: whose, which session, its `seq`, and what it changes."""
+
+    owner: str
+    session_id: str
+    seq: int
+    change: Callable[[dict[str, Any]], Change]
+    # True: answer with the record and plan too, even when the change is accepted.
+    full: bool
+
+
+# Built once, not per call: building a statement costs more Python than running it.
+_IDS: BindParameter[list[str]] = bindparam("b_ids", expanding=True)
+# Rows are locked in id order (PostgreSQL), so two processes' batches cannot deadlock.
+_SAVED = (
+    select(
+        SessionRow.id,
+        SessionRow.owner,
+        SessionRow.status,
+        SessionRow.progress_seq,
+        SessionRow.seconds_done,
+        SessionRow.state,
+        SessionRow.tender,
+    )
+    .where(SessionRow.id.in_(_IDS))
+    .order_by(SessionRow.id)
+    .with_for_update()
+)
+_SAVE = update(SessionRow).where(
+    (SessionRow.id == bindparam("b_id")) & (SessionRow.owner == bindparam("b_owner"))
+)
+_FEEDBACK = select(
+    FeedbackRow.session_id, FeedbackRow.kind, FeedbackRow.at, FeedbackRow.step, FeedbackRow.region
+).order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
+_RECORDS = select(
+    SessionRow.id,
+    SessionRow.started_at,
+    SessionRow.mode,
+    SessionRow.minutes_planned,
+    SessionRow.seconds_done,
+    SessionRow.status,
+    SessionRow.focus,
+    SessionRow.verdict,
+    SessionRow.verdict_conditions,
+    SessionRow.tension_before,
+    SessionRow.tension_after,
+    SessionRow.note,
+    SessionRow.tender,
+    SessionRow.ended_at,
+    SessionRow.plan,
+).where(SessionRow.id.in_(_IDS))
+
+
+class _Saved:
+    """A session's row as the batch has left it so far."""
+
+    __slots__ = ("done", "owner", "seq", "state", "status", "tender")
+
+    def __init__(self, row: Row[Any]) -> None:
+        self.owner: str = row.owner
+        self.status: str = row.status
+        self.seq: int = row.progress_seq
+        self.done: int = row.seconds_done
+        self.state: dict[str, Any] = row.state
+        self.tender: list[str] = row.tender
+
+
+def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | BackrubError]:
+    """Apply the events in order, in one write transaction; for each, what it did or why not.
+
+    For each event, as if it were saved alone: when the session has ended or `seq` is not above
+    the saved one (including the batch's earlier events), `change` is not called and nothing is
+    written (accepted False, the record and plan read); an event for a session that is not the
+    owner's is `NoSuchSession`; a change that raises leaves its session as it was. A refused or
+    failed event does not hold back the others. A failure of the database itself (`StoreError`)
+    raises: then nothing in the batch was saved.
+
+    A full answer's record is read after the whole batch is written: when two events of one
+    session share a batch, the first's record already shows the second (its state does not).
+    """
+    results: list[Advanced | BackrubError] = []
+    ids = sorted({item.session_id for item in items})
+    with transaction(engine, write=True) as conn:
+        saved = {row.id: _Saved(row) for row in conn.execute(_SAVED, {"b_ids": ids})}
+        written: set[str] = set()
+        heard: list[tuple[str, FeedbackEvent]] = []
+        for item in items:
+            try:
+                results.append(_apply(item, saved.get(item.session_id), written, heard))
+            except BackrubError as exc:
+                results.append(exc)
+        if written:
+            conn.execute(_SAVE, [_columns(sid, saved[sid]) for sid in sorted(written)])
+        if heard:
+            _keep_feedback(conn, heard)
+        asked = sorted(
+            {
+                item.session_id
+                for item, result in zip(items, results, strict=True)
+                if isinstance(result, Advanced) and (item.full or not result.accepted)
+            }
+        )
+        if not asked:
+            return results
+        found = {row.id: row for row in conn.execute(_RECORDS, {"b_ids": asked})}
+        events = feedback_of(conn, FeedbackRow.session_id.in_(asked))
+    for n, (item, result) in enumerate(zip(items, results, strict=True)):
+        if isinstance(result, Advanced) and item.session_id in found:
+            row = found[item.session_id]
+            record = record_of(row, events.get(item.session_id, ()))
+            results[n] = result._replace(record=record, plan=row.plan)
+    return results
+
+
+def _apply(
+    item: Advance,
+    row: _Saved | None,
+    written: set[str],
+    heard: list[tuple[str, FeedbackEvent]],
+) -> Advanced:
+    seq = check.whole("The save's sequence number", item.seq, 0)
+    if row is None or row.owner != item.owner:
+        raise NoSuchSession(item.session_id)
+    if row.status != "active" or seq <= row.seq:
+        return Advanced(accepted=False, state=row.state)
+    new = item.change(row.state)
+    state = new.state
+    if new.changed is None:
+        check.plain_data("session state", state)
+    else:
+        check.plain_data("session state", {k: state[k] for k in new.changed})
+    done = check.whole("Seconds done", new.seconds_done, 0)
+    tender = row.tender if new.tender is None else check.ids("The tender regions", new.tender)
+    if new.feedback is not None:
+        check.feedback(new.feedback)
+        heard.append((item.session_id, new.feedback))
+    row.seq, row.done, row.state, row.tender = seq, done, state, tender
+    written.add(item.session_id)
+    return Advanced(accepted=True, state=state)
+
+
+def _columns(session_id: str, row: _Saved) -> dict[str, Any]:
+    """What the batch writes for one session: where its events have left it."""
+    return {
+        "b_id": session_id,
+        "b_owner": row.owner,
+        "progress_seq": row.seq,
+        "seconds_done": row.done,
+        "state": row.state,
+        "tender": row.tender,
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]]) -> None:
+    """Store what the receivers said, each event once even if it arrives twice."""
+    pending = list(heard)
+    sessions = sorted({sid for sid, _ in pending})
+    known = {
+        (sid, event)
+        for sid, events in feedback_of(conn, FeedbackRow.session_id.in_(sessions)).items()
+        for event in events
+    }
+    rows = []
+    for sid, event in pending:
+        if (sid, event) not in known:
+            known.add((sid, event))
+            rows.append({"session_id": sid, **check.feedback(event)})
+    if rows:
+        conn.execute(insert(FeedbackRow), rows)
+
+
+def feedback_of(conn: Connection, where: Any) -> dict[str, tuple[FeedbackEvent, ...]]:
+    """The feedback events `where` selects, by session, in the order they were heard."""
+    grouped: dict[str, list[FeedbackEvent]] = {}
+    for r in conn.execute(_FEEDBACK.where(where)):
+        event = FeedbackEvent(cast("FeedbackKind", r.kind), r.at, r.step, r.region)
+        grouped.setdefault(r.session_id, []).append(event)
+    return {k: tuple(v) for k, v in grouped.items()}
+
+
+def record_of(row: Row[Any], feedback: tuple[FeedbackEvent, ...]) -> SessionRecord:
+    return SessionRecord(
+        id=row.id,
+        started_at=row.started_at,
+        mode=cast("Mode", row.mode),
+        minutes_planned=row.minutes_planned,
+        seconds_done=row.seconds_done,
+        status=cast("SessionStatus", row.status),
+        focus=tuple(Focus(f["region"], f["tension"]) for f in row.focus),
+        verdict=cast("VerdictLevel", row.verdict),
+        verdict_conditions=tuple(row.verdict_conditions),
+        tension_before=row.tension_before,
+        tension_after=row.tension_after,
+        note=row.note,
+        tender=tuple(row.tender),
+        feedback=feedback,
+        ended_at=row.ended_at,
+    )

@@ -1,0 +1,248 @@
+"""The player's events, answered without the framework's per-request machinery.
+
+`POST /api/v1/sessions/{id}/events` is the call a player makes all session long (every step,
+every 15 s, every feedback), so its cost decides how many people one process can serve. Through
+FastAPI most of that cost was the framework's own (routing, dependency solving, the thread-pool
+hop, the middleware chain), not backrub's work (bench/RESULTS.md).
+
+This plain ASGI middleware answers the event route itself when it can answer it exactly as the
+route would: a well-formed body (the route's own model validates it), a signed-in person within
+their event limit (accounts on), and an event the store applies. Anything else — a body the model
+refuses, no login, over the limit, no such session, any failure — is handed to the FastAPI route
+with the body replayed, so every error answer has one source (errors.py) and the route stays
+the contract the OpenAPI schema describes. A replayed event is safe to apply again: the seq
+rule turns a repeat into `accepted: false`.
+
+Sits inside `SecurityMiddleware` (Host, CSRF and Origin are checked before it; its headers are
+added to its answers) and outside the gzip middleware (it compresses a large answer itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import queue
+import re
+import threading
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+
+from backrub.web import sessions
+from backrub.web.accounts import LOGIN_COOKIE
+from backrub.web.deps import LOCAL_OWNER
+from backrub.web.schemas import EventBody
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from backrub.web.deps import Runtime
+
+EVENTS_PATH = re.compile(r"/api/v1/sessions/([^/]+)/events")
+JSON_TYPE = re.compile(r"application/json\s*(;.*)?", re.IGNORECASE)
+# As the gzip middleware: answers below this size are sent as they are.
+GZIP_MINIMUM = 1024
+# zlib's default level: a session's JSON shrinks almost as much as at 9, for less of a core.
+GZIP_LEVEL = 6
+# The most events one transaction saves; more wait for the next.
+BATCH = 64
+
+Answer = tuple[bytes, list[tuple[bytes, bytes]]]
+
+
+class _Work(NamedTuple):
+    session_id: str
+    event: EventBody
+    login: str | None
+    gzipped: bool
+    future: asyncio.Future[Answer | None]
+
+
+class EventWriter:
+    """One thread that saves the events waiting when it is free, in one transaction (group
+    commit: store/events.py), and hands each request its answer's bytes.
+
+    Under load the events of many players share a commit and one wake-up of the event loop;
+    alone, an event is saved at once. None for an answer: the route must answer that event.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="backrub-events", daemon=True)
+        self._thread.start()
+
+    async def answer(
+        self, session_id: str, event: EventBody, login: str | None, gzipped: bool
+    ) -> Answer | None:
+        future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Work(session_id, event, login, gzipped, future))
+        return await future
+
+    def close(self) -> None:
+        """Save what is waiting, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            try:
+                answers = self._answers(batch)
+            except Exception:  # the route answers each again, with its one error source
+                answers = [None] * len(batch)
+            _settle(batch, answers)
+
+    def _answers(self, batch: list[_Work]) -> list[Answer | None]:
+        rt = self.runtime
+        engine = rt.engine
+        if engine is None:  # the app is shutting down
+            return [None] * len(batch)
+        answers: list[Answer | None] = [None] * len(batch)
+        ready: list[int] = []
+        events: list[tuple[str, str, EventBody]] = []
+        for n, work in enumerate(batch):
+            owner = self._owner(work.login)
+            if owner is not None:
+                ready.append(n)
+                events.append((owner, work.session_id, work.event))
+        if not events:
+            return answers
+        outcomes = sessions.apply_events(rt.catalogue, engine, events)
+        for n, outcome in zip(ready, outcomes, strict=True):
+            if isinstance(outcome, sessions.Outcome):
+                answers[n] = _encoded(sessions.answer_json(outcome), batch[n].gzipped)
+        return answers
+
+    def _owner(self, login: str | None) -> str | None:
+        """Whose event it is: the local profile, or the signed-in person within their limit;
+        None when the route must answer (not signed in, over the limit)."""
+        rt = self.runtime
+        if not rt.accounts:
+            return LOCAL_OWNER
+        user = rt.account_service().user_for(login)
+        if user is None or not rt.event_limit.allow(user.id):
+            return None
+        return user.id
+
+
+def _settle(batch: list[_Work], answers: list[Answer | None]) -> None:
+    """Hand the answers to the requests, in one wake-up of each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Answer | None], Any]]] = {}
+    for work, answer in zip(batch, answers, strict=True):
+        by_loop.setdefault(work.future.get_loop(), []).append((work.future, answer))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve, pairs)
+
+
+def _resolve(pairs: list[tuple[asyncio.Future[Answer | None], Any]]) -> None:
+    for future, answer in pairs:
+        if not future.done():  # the client went away meanwhile
+            future.set_result(answer)
+
+
+def _encoded(payload: bytes, gzipped: bool) -> Answer:
+    if gzipped and len(payload) >= GZIP_MINIMUM:
+        payload = gzip.compress(payload, GZIP_LEVEL, mtime=0)
+        return payload, [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+    return payload, []
+
+
+class EventFastPath:
+    def __init__(self, app: ASGIApp, *, runtime: Runtime, max_body: int) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = EVENTS_PATH.fullmatch(scope["path"])
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        read, body = await _read_body(receive, self.max_body)
+        answer = None
+        if body is not None and JSON_TYPE.fullmatch(headers.get("content-type", "")):
+            event = _event(body)
+            if event is not None and self.runtime.engine is not None:
+                login = cookie_parser(headers.get("cookie", "")).get(LOGIN_COOKIE)
+                gzipped = "gzip" in headers.get("accept-encoding", "")
+                writer = self.runtime.event_writer
+                if writer is not None:  # None: the app's lifespan has not started, or has ended
+                    answer = await writer.answer(match.group(1), event, login, gzipped)
+        if answer is None:
+            await self.app(scope, _replay(read, receive), send)
+            return
+        payload, extra = answer
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _event(body: bytes) -> EventBody | None:
+    """The body as the route's model reads it (FastAPI: `json.loads`, then the model); None
+    when the model refuses it, so that the route says why."""
+    try:
+        return EventBody.model_validate(json.loads(body))
+    except (ValueError, ValidationError):
+        return None
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
+    """The messages read, and the whole body; None for the body when it is over `limit` or the
+    client went away (the route then says so, or notices)."""
+    read: list[Message] = []
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        read.append(message)
+        if message["type"] != "http.request":
+            return read, None
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return read, None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return read, b"".join(parts)
+
+
+def _replay(read: list[Message], receive: Receive) -> Receive:
+    """A `receive` that gives the messages already read again, then reads on."""
+    pending = list(read)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
