@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from backrub.core import engine
 from backrub.core.catalogue import load_catalogue
 from backrub.core.errors import BadInput
+from backrub.core.export import as_plain
 from backrub.core.models import Finding, Focus, PlanRequest
 from backrub.core.planner import build_plan, rules_for
 from backrub.core.safety import assess
@@ -85,6 +86,23 @@ def test_pause_shifts_what_follows_by_exactly_the_paused_time() -> None:
     clock.tick(0.02)
     state, cues = engine.due(state, clock.now())
     assert "step:1" in [c.id for c in cues]
+
+
+def test_a_saved_state_holds_every_field_as_the_generic_conversion_would() -> None:
+    # state_as_dict is written out field by field for speed; it must say what as_plain says.
+    clock = FakeClock()
+    finding = Finding("sunburn-or-rash", "lower-back")
+    state = engine.start(session(findings=(finding,)), clock.now())
+    clock.tick(200.25)
+    state, _ = engine.due(state, clock.now())
+    state, _ = engine.feedback(CATALOGUE, state, clock.now(), "tender")
+    state, _ = engine.feedback(CATALOGUE, state, clock.tick(3), "softer")
+    state = engine.skip(state, clock.tick(1))
+    assert state.feedback and state.tender and state.rules.region_caps and state.fired
+    saved = engine.state_as_dict(state, clock.tick(2))
+    generic = as_plain(state._replace(active=engine.active_time(state, clock.now()), anchor=None))
+    assert saved == {**generic, "fired": sorted(state.fired), "format": engine.STATE_FORMAT}
+    assert json.loads(json.dumps(saved)) == saved
 
 
 def test_save_and_restore_mid_step_resumes_exactly_where_it_was() -> None:

@@ -345,6 +345,9 @@ BAD_CREATE: list[tuple[str, object]] = [
     ("plan", {"x": math.nan}),
     ("state", {1: "int key"}),
     ("state", ["not", "a", "dict"]),
+    ("state", {"when": datetime(2025, 3, 1, tzinfo=UTC)}),
+    ("state", {"seq": 2**70}),
+    ("plan", {"steps": [{"x": -math.inf}]}),
 ]
 
 

@@ -86,9 +86,26 @@ def plan_as_dict(catalogue: Catalogue, plan: Plan) -> dict[str, Any]:
 
 
 def record_as_dict(record: SessionRecord) -> dict[str, Any]:
-    """A stored session, as an item of `backrub history --json`."""
-    data: dict[str, Any] = as_plain(record)
-    return data
+    """A stored session, as an item of `backrub history --json` (what `as_plain` makes of it,
+    field by field: the player's answers carry one at every feedback)."""
+    ended = record.ended_at
+    return {
+        "id": record.id,
+        "started_at": record.started_at.isoformat(),
+        "mode": record.mode,
+        "minutes_planned": record.minutes_planned,
+        "seconds_done": record.seconds_done,
+        "status": record.status,
+        "focus": [focus._asdict() for focus in record.focus],
+        "verdict": record.verdict,
+        "verdict_conditions": list(record.verdict_conditions),
+        "tension_before": record.tension_before,
+        "tension_after": record.tension_after,
+        "note": record.note,
+        "tender": list(record.tender),
+        "feedback": [event._asdict() for event in record.feedback],
+        "ended_at": None if ended is None else ended.isoformat(),
+    }
 
 
 def stats_as_dict(result: Stats) -> dict[str, Any]:

@@ -86,6 +86,7 @@ _SAVE = update(SessionRow).where(
 _FEEDBACK = select(
     FeedbackRow.session_id, FeedbackRow.kind, FeedbackRow.at, FeedbackRow.step, FeedbackRow.region
 ).order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
+_FEEDBACK_OF = _FEEDBACK.where(FeedbackRow.session_id.in_(_IDS))
 _RECORDS = select(
     SessionRow.id,
     SessionRow.started_at,
@@ -157,7 +158,7 @@ def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | Bac
         if not asked:
             return results
         found = {row.id: row for row in conn.execute(_RECORDS, {"b_ids": asked})}
-        events = feedback_of(conn, FeedbackRow.session_id.in_(asked))
+        events = feedback_of(conn, ids=asked)
     for n, (item, result) in enumerate(zip(items, results, strict=True)):
         if isinstance(result, Advanced) and item.session_id in found:
             row = found[item.session_id]
@@ -211,9 +212,7 @@ def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]])
     pending = list(heard)
     sessions = sorted({sid for sid, _ in pending})
     known = {
-        (sid, event)
-        for sid, events in feedback_of(conn, FeedbackRow.session_id.in_(sessions)).items()
-        for event in events
+        (sid, event) for sid, events in feedback_of(conn, ids=sessions).items() for event in events
     }
     rows = []
     for sid, event in pending:
@@ -224,10 +223,18 @@ def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]])
         conn.execute(insert(FeedbackRow), rows)
 
 
-def feedback_of(conn: Connection, where: Any) -> dict[str, tuple[FeedbackEvent, ...]]:
-    """The feedback events `where` selects, by session, in the order they were heard."""
+def feedback_of(
+    conn: Connection, where: Any = None, *, ids: Sequence[str] = ()
+) -> dict[str, tuple[FeedbackEvent, ...]]:
+    """The feedback events `where` selects (or those of the sessions `ids`), by session, in
+    the order they were heard."""
     grouped: dict[str, list[FeedbackEvent]] = {}
-    for r in conn.execute(_FEEDBACK.where(where)):
+    rows = (
+        conn.execute(_FEEDBACK.where(where))
+        if where is not None
+        else conn.execute(_FEEDBACK_OF, {"b_ids": list(ids)})
+    )
+    for r in rows:
         event = FeedbackEvent(cast("FeedbackKind", r.kind), r.at, r.step, r.region)
         grouped.setdefault(r.session_id, []).append(event)
     return {k: tuple(v) for k, v in grouped.items()}

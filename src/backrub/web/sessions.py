@@ -8,8 +8,9 @@ processes can serve one database and a restart loses nothing.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import orjson
 
 from backrub.core import engine
 from backrub.core.errors import BackrubError, BadInput, SafetyStop
@@ -127,15 +128,17 @@ def load(store: SessionStore, session_id: str) -> Live:
     return Live(record, plan, engine.state_from_dict(saved))
 
 
-def view(live: Live) -> dict[str, Any]:
-    """`SessionView`: the record, the plan, the saved state, and the timeline the page runs."""
+def view(live: Live, saved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`SessionView`: the record, the plan, the saved state, and the timeline the page runs.
+    `saved`: the state as the store has just saved it, when known (the same as
+    `engine.state_as_dict(live.state)`, without making it again)."""
     state = live.state
     # A restored state is paused (no anchor), so the reading of the clock does not matter.
     return {
         "id": live.record.id,
         "record": record_as_dict(live.record),
         "plan": live.plan,
-        "state": engine.state_as_dict(state, 0.0),
+        "state": engine.state_as_dict(state, 0.0) if saved is None else saved,
         "cues": [cue._asdict() for cue in engine.schedule(state)],
         "durations": list(state.durations),
         "total": engine.total(state),
@@ -155,13 +158,13 @@ def answer(outcome: Outcome) -> dict[str, Any]:
             "fired": state["fired"],
             "message": None,
         }
-    return {**view(outcome.live), "accepted": outcome.accepted, "message": outcome.message}
+    live = outcome.live
+    return {**view(live, outcome.state), "accepted": outcome.accepted, "message": outcome.message}
 
 
 def answer_json(outcome: Outcome) -> bytes:
     """The answer as the bytes FastAPI's JSONResponse would send (UTF-8, compact)."""
-    text = json.dumps(answer(outcome), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.encode()
+    return orjson.dumps(answer(outcome))
 
 
 def apply_event(
