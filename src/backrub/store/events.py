@@ -49,7 +49,6 @@ class Advanced(NamedTuple):
     state: dict[str, Any]
     # Read in the same transaction when asked for, and always when the change was refused.
     record: SessionRecord | None = None
-    plan: dict[str, Any] | None = None
 
 
 class Advance(NamedTuple):
@@ -59,7 +58,7 @@ class Advance(NamedTuple):
     session_id: str
     seq: int
     change: Callable[[dict[str, Any]], Change]
-    # True: answer with the record and plan too, even when the change is accepted.
+    # True: answer with the record too, even when the change is accepted.
     full: bool
 
 
@@ -87,6 +86,9 @@ _FEEDBACK = select(
     FeedbackRow.session_id, FeedbackRow.kind, FeedbackRow.at, FeedbackRow.step, FeedbackRow.region
 ).order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
 _FEEDBACK_OF = _FEEDBACK.where(FeedbackRow.session_id.in_(_IDS))
+_SAME_MOMENTS = _FEEDBACK.where(
+    FeedbackRow.session_id.in_(_IDS), FeedbackRow.at.in_(bindparam("b_ats", expanding=True))
+)
 _RECORDS = select(
     SessionRow.id,
     SessionRow.started_at,
@@ -102,7 +104,6 @@ _RECORDS = select(
     SessionRow.note,
     SessionRow.tender,
     SessionRow.ended_at,
-    SessionRow.plan,
 ).where(SessionRow.id.in_(_IDS))
 
 
@@ -125,7 +126,7 @@ def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | Bac
 
     For each event, as if it were saved alone: when the session has ended or `seq` is not above
     the saved one (including the batch's earlier events), `change` is not called and nothing is
-    written (accepted False, the record and plan read); an event for a session that is not the
+    written (accepted False, the record read); an event for a session that is not the
     owner's is `NoSuchSession`; a change that raises leaves its session as it was. A refused or
     failed event does not hold back the others. A failure of the database itself (`StoreError`)
     raises: then nothing in the batch was saved.
@@ -161,9 +162,8 @@ def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | Bac
         events = feedback_of(conn, ids=asked)
     for n, (item, result) in enumerate(zip(items, results, strict=True)):
         if isinstance(result, Advanced) and item.session_id in found:
-            row = found[item.session_id]
-            record = record_of(row, events.get(item.session_id, ()))
-            results[n] = result._replace(record=record, plan=row.plan)
+            record = record_of(found[item.session_id], events.get(item.session_id, ()))
+            results[n] = result._replace(record=record)
     return results
 
 
@@ -210,9 +210,14 @@ def _columns(session_id: str, row: _Saved) -> dict[str, Any]:
 def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]]) -> None:
     """Store what the receivers said, each event once even if it arrives twice."""
     pending = list(heard)
-    sessions = sorted({sid for sid, _ in pending})
+    # Only the stored events at the same moments can be the same events.
+    moments = {
+        "b_ids": sorted({sid for sid, _ in pending}),
+        "b_ats": sorted({float(event.at) for _, event in pending}),
+    }
     known = {
-        (sid, event) for sid, events in feedback_of(conn, ids=sessions).items() for event in events
+        (r.session_id, FeedbackEvent(cast("FeedbackKind", r.kind), r.at, r.step, r.region))
+        for r in conn.execute(_SAME_MOMENTS, moments)
     }
     rows = []
     for sid, event in pending:

@@ -225,9 +225,18 @@ class SessionView(BaseModel):
     active: float
 
 
-class EventAnswer(SessionView):
+class EventAnswer(BaseModel):
     """The answer to an event that changed the timeline (skip, extend, feedback) or was refused:
-    the whole session, which the page adopts."""
+    the session as `SessionView` has it, which the page adopts — but for the plan, which no
+    event changes (the page has it from `GET /api/v1/sessions/{id}`)."""
+
+    id: str
+    record: RecordOut
+    state: dict[str, Any]
+    cues: list[CueOut]
+    durations: list[float]
+    total: float
+    active: float
 
     accepted: bool
     # What to say after feedback ("Softer: light pressure now."); None for other events.

@@ -53,8 +53,10 @@ class Outcome(NamedTuple):
     accepted: bool
     # The engine's state as saved (`engine.state_as_dict`): the new one, or the one kept.
     state: dict[str, Any]
-    # The whole session, for the full answer; None for an accepted plain event.
-    live: Live | None = None
+    # For the full answer (None for an accepted plain event): the record, and the engine's
+    # state the timeline is made from.
+    record: SessionRecord | None = None
+    live: engine.LiveState | None = None
     # What to say after feedback.
     message: str | None = None
 
@@ -128,17 +130,22 @@ def load(store: SessionStore, session_id: str) -> Live:
     return Live(record, plan, engine.state_from_dict(saved))
 
 
-def view(live: Live, saved: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`SessionView`: the record, the plan, the saved state, and the timeline the page runs.
-    `saved`: the state as the store has just saved it, when known (the same as
-    `engine.state_as_dict(live.state)`, without making it again)."""
+def view(live: Live) -> dict[str, Any]:
+    """`SessionView`: the record, the plan, the saved state, and the timeline the page runs."""
     state = live.state
     # A restored state is paused (no anchor), so the reading of the clock does not matter.
     return {
         "id": live.record.id,
         "record": record_as_dict(live.record),
         "plan": live.plan,
-        "state": engine.state_as_dict(state, 0.0) if saved is None else saved,
+        "state": engine.state_as_dict(state, 0.0),
+        **timeline(state),
+    }
+
+
+def timeline(state: engine.LiveState) -> dict[str, Any]:
+    """The cues, step lengths, total and active time the page runs (part of `SessionView`)."""
+    return {
         "cues": [cue._asdict() for cue in engine.schedule(state)],
         "durations": list(state.durations),
         "total": engine.total(state),
@@ -147,9 +154,10 @@ def view(live: Live, saved: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def answer(outcome: Outcome) -> dict[str, Any]:
-    """`EventAnswer`: the whole session (`SessionView`) with `accepted` and `message`; or, for
-    an accepted progress save, pause or resume, `EventSaved` — what the page does not know."""
-    if outcome.live is None:
+    """`EventAnswer`: the session as `SessionView` has it but for the plan, which an event never
+    changes (the page has it), with `accepted` and `message`; or, for an accepted progress
+    save, pause or resume, `EventSaved` — what the page does not know."""
+    if outcome.record is None or outcome.live is None:
         state = outcome.state
         return {
             "accepted": True,
@@ -158,8 +166,15 @@ def answer(outcome: Outcome) -> dict[str, Any]:
             "fired": state["fired"],
             "message": None,
         }
-    live = outcome.live
-    return {**view(live, outcome.state), "accepted": outcome.accepted, "message": outcome.message}
+    return {
+        "id": outcome.record.id,
+        "record": record_as_dict(outcome.record),
+        # As saved: the same as `engine.state_as_dict(outcome.live)`, without making it again.
+        "state": outcome.state,
+        **timeline(outcome.live),
+        "accepted": outcome.accepted,
+        "message": outcome.message,
+    }
 
 
 def answer_json(outcome: Outcome) -> bytes:
@@ -213,12 +228,11 @@ def apply_events(
     for n, done in enumerate(advance_all(db, work)):
         if isinstance(done, BackrubError):
             outcomes.append(done)
-        elif done.record is None or done.plan is None:
+        elif done.record is None:
             outcomes.append(Outcome(done.accepted, done.state))
         else:
             state, message = applied.get(n) or (engine.state_from_dict(done.state), None)
-            live = Live(done.record, done.plan, state)
-            outcomes.append(Outcome(done.accepted, done.state, live, message))
+            outcomes.append(Outcome(done.accepted, done.state, done.record, state, message))
     return outcomes
 
 
