@@ -106,13 +106,20 @@ class EventWriter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(more)
+            counted: list[str] = []
             try:
-                answers = self._answers(batch)
+                answers = self._answers(batch, counted)
             except Exception:  # the route answers each again, with its one error source
                 answers = [None] * len(batch)
+            # An event the route answers is counted there: not twice against a person's limit.
+            for owner, answer in zip(counted, answers, strict=False):
+                if answer is None and owner:
+                    self.runtime.event_limit.forget_one(owner)
             _settle(batch, answers)
 
-    def _answers(self, batch: list[_Work]) -> list[Answer | None]:
+    def _answers(self, batch: list[_Work], counted: list[str]) -> list[Answer | None]:
+        """The answers' bytes; None for an event the route must answer. `counted` gets, for each
+        event in turn, the person it was counted against ("" for none)."""
         rt = self.runtime
         engine = rt.engine
         if engine is None:  # the app is shutting down
@@ -122,6 +129,7 @@ class EventWriter:
         events: list[tuple[str, str, EventBody]] = []
         for n, work in enumerate(batch):
             owner = self._owner(work.login)
+            counted.append(owner if rt.accounts and owner is not None else "")
             if owner is not None:
                 ready.append(n)
                 events.append((owner, work.session_id, work.event))
@@ -162,10 +170,14 @@ def _resolve(pairs: list[tuple[asyncio.Future[Answer | None], Any]]) -> None:
 
 
 def _encoded(payload: bytes, gzipped: bool) -> Answer:
-    if gzipped and len(payload) >= GZIP_MINIMUM:
+    """The headers as the gzip middleware sends them: `Vary` on every answer large enough to
+    be compressed, whether it was or not."""
+    if len(payload) < GZIP_MINIMUM:
+        return payload, []
+    if gzipped:
         payload = gzip.compress(payload, EVENT_GZIP_LEVEL, mtime=0)
         return payload, [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
-    return payload, []
+    return payload, [(b"vary", b"Accept-Encoding")]
 
 
 class EventFastPath:

@@ -47,6 +47,13 @@ class SlidingWindow:
                     del self._calls[stale]
             return True
 
+    def forget_one(self, key: str) -> None:
+        """Take back the latest call allowed for `key` (it will be counted again elsewhere)."""
+        with self._lock:
+            calls = self._calls.get(key)
+            if calls:
+                calls.pop()
+
     def retry_after(self, key: str, now: float | None = None) -> int:
         """Whole seconds until `key` may call again."""
         moment = time.monotonic() if now is None else now
