@@ -89,7 +89,8 @@ _FEEDBACK_OF = _FEEDBACK.where(FeedbackRow.session_id.in_(_IDS))
 _SAME_MOMENTS = _FEEDBACK.where(
     FeedbackRow.session_id.in_(_IDS), FeedbackRow.at.in_(bindparam("b_ats", expanding=True))
 )
-_RECORDS = select(
+# What a SessionRecord needs (the store reads the plan and state only when asked for them).
+RECORD_COLUMNS = (
     SessionRow.id,
     SessionRow.started_at,
     SessionRow.mode,
@@ -104,7 +105,8 @@ _RECORDS = select(
     SessionRow.note,
     SessionRow.tender,
     SessionRow.ended_at,
-).where(SessionRow.id.in_(_IDS))
+)
+_RECORDS = select(*RECORD_COLUMNS).where(SessionRow.id.in_(_IDS))
 
 
 class _Saved:

@@ -16,7 +16,15 @@ from backrub.core.errors import BackrubError
 from backrub.store import validation as check
 from backrub.store.engine import make_engine, transaction
 from backrub.store.errors import NoSuchSession, StoreError
-from backrub.store.events import Advance, Advanced, Change, advance_all, feedback_of, record_of
+from backrub.store.events import (
+    RECORD_COLUMNS,
+    Advance,
+    Advanced,
+    Change,
+    advance_all,
+    feedback_of,
+    record_of,
+)
 from backrub.store.migration import SCHEMA_HEAD, migrate
 from backrub.store.tables import FeedbackRow, RemoteMessageRow, RemoteRow, SessionRow
 
@@ -29,24 +37,6 @@ if TYPE_CHECKING:
     from backrub.core.models import FeedbackEvent, Focus, SessionRecord
 
 EXPORT_FORMAT = {"name": "backrub-export", "version": 1}
-
-# What a SessionRecord needs; plan and state are read only when asked for.
-_RECORD_COLUMNS = (
-    SessionRow.id,
-    SessionRow.started_at,
-    SessionRow.mode,
-    SessionRow.minutes_planned,
-    SessionRow.seconds_done,
-    SessionRow.status,
-    SessionRow.focus,
-    SessionRow.verdict,
-    SessionRow.verdict_conditions,
-    SessionRow.tension_before,
-    SessionRow.tension_after,
-    SessionRow.note,
-    SessionRow.tender,
-    SessionRow.ended_at,
-)
 
 
 def open_store(settings: Settings, owner: str = "local") -> SessionStore:
@@ -254,7 +244,7 @@ class SessionStore:
 
     def get(self, session_id: str) -> SessionRecord:
         with transaction(self.engine, write=False) as conn:
-            row = conn.execute(select(*_RECORD_COLUMNS).where(self._mine(session_id))).first()
+            row = conn.execute(select(*RECORD_COLUMNS).where(self._mine(session_id))).first()
             if row is None:
                 raise NoSuchSession(session_id)
             events = feedback_of(conn, FeedbackRow.session_id == session_id)
@@ -290,7 +280,7 @@ class SessionStore:
             if newest_first
             else (SessionRow.started_at, SessionRow.id)
         )
-        query = select(*_RECORD_COLUMNS).where(SessionRow.owner == self.owner).order_by(*order)
+        query = select(*RECORD_COLUMNS).where(SessionRow.owner == self.owner).order_by(*order)
         with transaction(self.engine, write=False) as conn:
             rows = conn.execute(query.limit(limit)).all()
             if not rows:
