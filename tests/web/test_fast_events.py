@@ -27,7 +27,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from backrub.config import Settings
 from backrub.store import open_store
 from backrub.store.tables import FeedbackRow, SessionRow
-from backrub.web import create_app, sessions
+from backrub.web import create_app, fast_events, sessions
 from backrub.web.fast_events import GZIP_MINIMUM, EventFastPath
 from backrub.web.ratelimit import SlidingWindow
 from backrub.web.schemas import EventAnswer, EventSaved
@@ -583,6 +583,37 @@ def test_many_players_at_once_are_all_answered_and_saved(
         assert view["state"]["fired"] == sorted(c for b in sent for c in b.get("fired", []))
         heard = [(f["kind"], f["at"]) for f in view["record"]["feedback"]]
         assert heard == [(b["feedback"], b["active"]) for b in sent if b["kind"] == "feedback"]
+    assert served_by_route(routed, app) == 0
+
+
+def test_a_saved_event_whose_answer_fails_is_not_applied_again(
+    app: FastAPI,
+    api: TestClient,
+    start: Start,
+    routed: list[Engine],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A fault after the save (only a bug can make one) is a 500 saying the change was kept —
+    not a hand-over to the route, which would answer `accepted: false` and so make the page
+    send the skip again."""
+    sid = start(api)["id"]
+    before = view_of(api, sid)["durations"]
+
+    def broken(outcome: sessions.Outcome) -> bytes:
+        raise RuntimeError("a fault in making the answer")
+
+    monkeypatch.setattr(sessions, "answer_json", broken)
+    answer = post_event(api, sid, {"kind": "skip", "active": 10.0, "seq": 1})
+    assert answer.status_code == 500
+    assert answer.json() == {"error": fast_events.SAVED_BUT_FAULT}
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "could not be made" in caplog.text
+    monkeypatch.undo()
+    after = view_of(api, sid)
+    assert after["state"]["seq"] == 1
+    # Skipped once: the first step ends at 10 s, and the rest is as it was.
+    assert after["durations"][0] == 10.0 and after["durations"][1:] == before[1:]
     assert served_by_route(routed, app) == 0
 
 

@@ -162,10 +162,12 @@ def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | Bac
             return results
         found = {row.id: row for row in conn.execute(_RECORDS, {"b_ids": asked})}
         events = feedback_of(conn, ids=asked)
-    for n, (item, result) in enumerate(zip(items, results, strict=True)):
-        if isinstance(result, Advanced) and item.session_id in found:
-            record = record_of(found[item.session_id], events.get(item.session_id, ()))
-            results[n] = result._replace(record=record)
+        # Inside the transaction: should this fail, nothing of the batch is saved, so each event
+        # may be sent again as it was.
+        for n, (item, result) in enumerate(zip(items, results, strict=True)):
+            if isinstance(result, Advanced) and item.session_id in found:
+                record = record_of(found[item.session_id], events.get(item.session_id, ()))
+                results[n] = result._replace(record=record)
     return results
 
 

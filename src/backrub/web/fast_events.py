@@ -23,11 +23,13 @@ import asyncio
 import contextlib
 import gzip
 import json
+import logging
 import queue
 import re
 import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
     from backrub.web.deps import Runtime
 
+LOG = logging.getLogger(__name__)
 EVENTS_PATH = re.compile(r"/api/v1/sessions/([^/]+)/events")
 JSON_TYPE = re.compile(r"application/json\s*(;.*)?", re.IGNORECASE)
 # As the gzip middleware: answers below this size are sent as they are.
@@ -54,7 +57,14 @@ EVENT_GZIP_LEVEL = 1
 # The most events one transaction saves; more wait for the next.
 BATCH = 64
 
-Answer = tuple[bytes, list[tuple[bytes, bytes]]]
+# Status, body, and the headers besides content-type and -length.
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+# An event saved whose answer could not be made (only a fault in backrub can do that): it must
+# not go to the route, which would answer `accepted: false` and so have the page send it again.
+SAVED_BUT_FAULT = (
+    "Something went wrong inside backrub after your change was saved; reload the page to "
+    "continue where the session is."
+)
 
 
 class _Work(NamedTuple):
@@ -137,8 +147,13 @@ class EventWriter:
             return answers
         outcomes = sessions.apply_events(rt.catalogue, engine, events)
         for n, outcome in zip(ready, outcomes, strict=True):
-            if isinstance(outcome, sessions.Outcome):
+            if not isinstance(outcome, sessions.Outcome):
+                continue  # not applied: the route answers it
+            try:
                 answers[n] = _encoded(sessions.answer_json(outcome), batch[n].gzipped)
+            except Exception:
+                LOG.exception("The answer to a saved event could not be made")
+                answers[n] = (500, orjson.dumps({"error": SAVED_BUT_FAULT}), [])
         return answers
 
     def _owner(self, login: str | None) -> str | None:
@@ -173,11 +188,11 @@ def _encoded(payload: bytes, gzipped: bool) -> Answer:
     """The headers as the gzip middleware sends them: `Vary` on every answer large enough to
     be compressed, whether it was or not."""
     if len(payload) < GZIP_MINIMUM:
-        return payload, []
+        return 200, payload, []
     if gzipped:
         payload = gzip.compress(payload, EVENT_GZIP_LEVEL, mtime=0)
-        return payload, [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
-    return payload, [(b"vary", b"Accept-Encoding")]
+        return 200, payload, [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+    return 200, payload, [(b"vary", b"Accept-Encoding")]
 
 
 class EventFastPath:
@@ -207,11 +222,11 @@ class EventFastPath:
         if answer is None:
             await self.app(scope, _replay(read, receive), send)
             return
-        payload, extra = answer
+        status, payload, extra = answer
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(payload)).encode()),
