@@ -10,20 +10,23 @@
 // deleting everything or signing out removes it (and the events kept for it).
 // Served at /sw.js so its scope is the whole app.
 
-const CACHE = "backrub-v4";
+const CACHE = "backrub-v5";
 const SHELL = [
   "/",
   "/static/css/app.css",
   "/static/css/pages.css",
   "/static/css/player.css",
   "/static/js/account.js",
+  "/static/js/adopt.js",
   "/static/js/api.js",
   "/static/js/audio.js",
   "/static/js/backmap.js",
   "/static/js/dom.js",
   "/static/js/error.js",
   "/static/js/history.js",
+  "/static/js/howto.js",
   "/static/js/index.js",
+  "/static/js/keys.js",
   "/static/js/map.js",
   "/static/js/motion.js",
   "/static/js/outbox.js",
@@ -33,6 +36,7 @@ const SHELL = [
   "/static/js/remote.js",
   "/static/css/remote.css",
   "/static/js/safety.js",
+  "/static/js/scene.js",
   "/static/js/signout.js",
   "/static/js/timeline.js",
   "/static/js/voice.js",
@@ -122,7 +126,8 @@ async function keepEventAnswer(request, sessionPath) {
     const cache = await caches.open(CACHE);
     const cached = await cache.match(sessionKey(sessionPath), { ignoreVary: true });
     const before = cached ? await cached.json().catch(() => null) : null;
-    const kept = answer && answer.state ? answer : withSaved(before, answer);
+    // A full answer has all of the session but its plan, which no event changes: kept from before.
+    const kept = answer && answer.state ? { ...(before || {}), ...answer } : withSaved(before, answer);
     if (!kept || (before && seqOf(before) > seqOf(kept))) return;
     const headers = { "Content-Type": "application/json", "Cache-Control": "no-store" };
     await cache.put(sessionKey(sessionPath), new Response(JSON.stringify(kept), { headers }));

@@ -11,8 +11,10 @@
 import { getJSON, ApiError, minutesSeconds, store, registerServiceWorker } from "./api.js";
 import { Outbox } from "./outbox.js";
 import * as T from "./timeline.js";
-import { hands, route, leadRun } from "./motion.js";
-import { readRegions, light, pathData, mapSize, setAvoided } from "./backmap.js";
+import { Scene, BreathRing } from "./scene.js";
+import { showHowto } from "./howto.js";
+import { bindKeys } from "./keys.js";
+import { adopt, adoptSaved, replay } from "./adopt.js";
 import { Sound } from "./audio.js";
 import { Voice } from "./voice.js";
 import { ReceiverRemote } from "./remote.js";
@@ -32,17 +34,8 @@ const techniques = new Map(
     { name: el.dataset.name, motion: JSON.parse(el.dataset.motion) },
   ]),
 );
-const svg = $("player-map");
-const regions = readRegions(svg);
-const { W, H } = mapSize(svg);
-const handEls = [...svg.querySelectorAll(".hand")].map((el) => ({
-  side: el.dataset.side,
-  el,
-  glow: el.querySelector(".hand-glow"),
-  core: el.querySelector(".hand-core"),
-}));
-const routeEls = [...svg.querySelectorAll(".route")];
-const leadEls = [...svg.querySelectorAll(".lead")];
+const scene = new Scene($("player-map"), techniques);
+const breathRing = new BreathRing({ ring: $("breath-ring"), arc: $("breath-arc"), word: $("breath-word") });
 const PHASES = { "warm-up": "Warm-up", strokes: "Long strokes", focus: "Focus", finish: "Finish" };
 const PROGRESS_EVERY_MS = 15000;
 
@@ -76,45 +69,6 @@ const outbox = new Outbox({
 });
 
 // ---- the server's view of the session -----------------------------------------------------------
-
-function normaliseStep(step, i) {
-  return { ...step, position: step.position ?? step.index ?? i };
-}
-
-function adopt(view, { initial = false } = {}) {
-  if (!view) return;
-  const state = view.state || {};
-  live.mode = (state.rules && state.rules.mode) || (view.plan && view.plan.mode) || live.mode;
-  const steps = state.steps || (view.plan && view.plan.steps) || live.steps;
-  live.steps = steps.map(normaliseStep);
-  live.durations = (view.durations || state.durations || live.steps.map((s) => s.seconds)).map(Number);
-  live.cues = Array.isArray(view.cues) && view.cues.length ? view.cues : T.schedule(live.steps, live.durations, live.mode);
-  live.stopped = Boolean(state.stopped);
-  for (const id of state.fired || []) live.fired.add(id);
-  live.seq = Math.max(live.seq, Number(state.seq) || 0, Number(view.seq) || 0);
-  live.started = live.started || Boolean(state.started);
-  live.status = (view.record && view.record.status) || live.status;
-  const active = Number(view.active ?? state.active ?? 0);
-  if (initial) {
-    clock.set(Number.isFinite(active) ? active : 0);
-  } else if (!clock.running && Number.isFinite(active) && active > clock.now()) {
-    // Paused: the server applied the event at a later moment (a rounding, another tab); take
-    // its time, or a skip's new step boundary would sit just ahead of the page's clock.
-    clock.set(active);
-  }
-  live.shownStep = -1; // redraw the step: its pressure or technique may have changed
-}
-
-// The small answer to a progress save, pause or resume: the timeline has not changed; take what
-// the server saved that the page may not know (cues another tab gave, a later active time).
-function adoptSaved(answer) {
-  for (const id of answer.fired || []) live.fired.add(id);
-  live.seq = Math.max(live.seq, Number(answer.seq) || 0);
-  live.started = true;
-  const active = Number(answer.active);
-  // As in adopt: paused, a later time from the server is taken.
-  if (!clock.running && Number.isFinite(active) && active > clock.now()) clock.set(active);
-}
 
 function activeNow() {
   const t = clock.now();
@@ -150,8 +104,8 @@ function handleResult(view, item, last) {
   // Adopt only the answer to the newest event: earlier answers do not yet know about the
   // controls still waiting in the outbox.
   if (last && !live.ended) {
-    if (view.state) adopt(view);
-    else adoptSaved(view);
+    if (view.state) adopt(live, clock, view);
+    else adoptSaved(live, clock, view);
     tick();
   }
 }
@@ -238,8 +192,8 @@ function setText(id, text) {
 function showStep(pos) {
   const step = live.steps[pos.step];
   if (!step) return;
-  const technique = techniques.get(step.technique) || { name: step.technique, motion: null };
-  const region = regions.get(step.region);
+  const technique = scene.technique(step.technique);
+  const region = scene.regions.get(step.region);
   const regionName = (region && region.name) || step.region_name || step.region;
   setText("step-count", `Step ${pos.step + 1} of ${live.steps.length}`);
   const doing = $("doing");
@@ -252,129 +206,17 @@ function showStep(pos) {
   doing.append(phase, document.createElement("br"), name, ` · ${regionName} · ${words[String(step.pressure)] || step.pressure} pressure`);
   const next = live.steps[pos.step + 1];
   if (next) {
-    const nextTechnique = techniques.get(next.technique);
-    const nextRegion = regions.get(next.region);
-    setText("next", `Next: ${nextTechnique ? nextTechnique.name : next.technique} — ${nextRegion ? nextRegion.name : next.region}`);
+    setText("next", `Next: ${scene.technique(next.technique).name} — ${scene.regionName(next.region)}`);
   } else setText("next", "Next: the end — rest a moment.");
   $("self-help").hidden = !step.self_help;
   $("self-help").textContent = step.self_help || "";
-  light(svg, step.region);
-  setAvoided(svg, step.avoid || []);
-  for (const el of routeEls) {
-    if (!technique.motion || !region) {
-      el.setAttribute("d", "");
-      continue;
-    }
-    el.setAttribute("d", pathData(svg, route(technique.motion, region.box, el.dataset.side === "r")));
-  }
-  for (const el of leadEls) {
-    if (!technique.motion || !region) {
-      el.setAttribute("d", "");
-      continue;
-    }
-    const lead = { ...technique.motion, path: leadRun(technique.motion) };
-    el.setAttribute("d", pathData(svg, route(lead, region.box, el.dataset.side === "r")));
-  }
+  scene.show(step);
   live.shownStep = pos.step;
-  if ($("howto").open) showHowto();
+  if ($("howto").open) howto();
 }
 
-function pointIn(poly, x, y) {
-  let inside = false;
-  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) {
-    const [xi, yi] = poly[i];
-    const [xj, yj] = poly[j];
-    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
-  }
-  return inside;
-}
-
-// Over an area the step skips (a sunburn, an injury), the hands lift: they fade almost away.
-function overAvoided(step, x, y) {
-  for (const id of step.avoid || []) {
-    const region = regions.get(id);
-    if (region && region.shapes.some((poly) => pointIn(poly, x, y))) return true;
-  }
-  return false;
-}
-
-function drawHands(pos) {
-  const step = live.steps[pos.step];
-  const technique = step && techniques.get(step.technique);
-  const region = step && regions.get(step.region);
-  if (!technique || !region || reducedMotion.matches) return;
-  const now = hands(technique.motion, region.box, {
-    pressure: step.pressure,
-    tool: step.tool,
-    t: pos.stepElapsed,
-    single: step.tool === "massage-ball",
-  });
-  for (const hand of now) {
-    const el = handEls.find((x) => x.side === hand.side);
-    if (!el) continue;
-    const opacity = overAvoided(step, hand.x, hand.y) ? hand.opacity * 0.15 : hand.opacity;
-    el.el.setAttribute("transform", `translate(${(hand.x * W).toFixed(2)} ${(hand.y * H).toFixed(2)})`);
-    el.el.setAttribute("opacity", opacity.toFixed(3));
-    el.glow.setAttribute("r", (hand.r * W * 2.4).toFixed(2));
-    el.core.setAttribute("r", (hand.r * W * 0.85).toFixed(2));
-  }
-}
-
-// "How to do it": the technique's card (start position, numbered steps, warning), fetched from
-// the catalogue the first time it is opened, so the player's first load stays small.
-let catalogue = null;
-async function showHowto() {
-  const body = $("howto-body");
-  if (!catalogue) {
-    try {
-      const data = await getJSON("/api/v1/catalogue");
-      catalogue = new Map(data.techniques.map((t) => [t.id, t]));
-    } catch {
-      body.textContent = "The instructions need the connection; the cue above says what to do.";
-      return;
-    }
-  }
-  const step = live.steps[live.shownStep];
-  const t = step && catalogue.get(step.technique);
-  body.textContent = "";
-  if (!t) return;
-  const start = live.mode === "self" ? t.start_position_self : t.start_position_partner;
-  const title = document.createElement("h3");
-  title.textContent = t.name;
-  body.append(title);
-  if (start) {
-    const p = document.createElement("p");
-    p.textContent = start;
-    body.append(p);
-  }
-  const list = document.createElement("ol");
-  for (const line of t.instructions) {
-    const li = document.createElement("li");
-    li.textContent = line;
-    list.append(li);
-  }
-  const warning = document.createElement("p");
-  warning.className = "warning";
-  warning.textContent = t.warning;
-  body.append(list, warning);
-}
-
-let breathPhase = "";
-function drawBreath(t) {
-  const b = T.breath(t);
-  const level = T.breathLevel(t);
-  if (reducedMotion.matches) {
-    $("breath-ring").setAttribute("r", b.phase === "in" ? "30" : "22");
-    $("breath-arc").setAttribute("visibility", "visible");
-    $("breath-arc").setAttribute("stroke-dasharray", `${(b.progress * 100).toFixed(1)} 100`);
-  } else {
-    $("breath-ring").setAttribute("r", (16 + 26 * level).toFixed(2));
-    $("breath-arc").setAttribute("visibility", "hidden");
-  }
-  if (b.phase !== breathPhase) {
-    breathPhase = b.phase;
-    $("breath-word").textContent = b.phase === "in" ? "breathe in" : "breathe out";
-  }
+function howto() {
+  showHowto($("howto-body"), live.steps[live.shownStep], live.mode);
 }
 
 function drawClock(pos) {
@@ -411,8 +253,9 @@ function frame() {
   if (live.steps.length) {
     const t = clock.now();
     const pos = T.position(live.durations, t, live.stopped);
-    drawHands(pos);
-    drawBreath(t);
+    const step = live.steps[pos.step];
+    if (step && !reducedMotion.matches) scene.drawHands(step, pos.stepElapsed);
+    breathRing.draw(t, reducedMotion.matches);
   }
   requestAnimationFrame(frame);
 }
@@ -633,7 +476,7 @@ $("end-cancel").addEventListener("click", () => $("end-dialog").close());
 $("end-go").addEventListener("click", endEarly);
 $("finish-form").addEventListener("submit", finish);
 $("howto").addEventListener("toggle", () => {
-  if ($("howto").open) showHowto();
+  if ($("howto").open) howto();
 });
 $("tension-after").addEventListener("input", (event) => {
   $("tension-after-out").textContent = event.target.value;
@@ -647,53 +490,7 @@ $("volume").addEventListener("input", (event) => {
   sound.setVolume(prefs.volume / 100);
 });
 
-document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey || event.defaultPrevented) return;
-  if (event.key === "?") {
-    event.preventDefault();
-    const help = $("help");
-    if (help.open) help.close();
-    else if (!document.querySelector("dialog[open]")) help.showModal();
-    return;
-  }
-  if (document.querySelector("dialog[open]") || live.ended) return;
-  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
-  const onControl = event.target.closest("button, a, summary");
-  switch (event.key) {
-    case " ":
-    case "Spacebar":
-      if (onControl) return; // Space activates the focused button
-      event.preventDefault();
-      togglePause();
-      break;
-    case "n":
-    case "N":
-      skip();
-      break;
-    case "e":
-    case "E":
-      extend();
-      break;
-    case "+":
-    case "=":
-      feedback("firmer");
-      break;
-    case "-":
-    case "_":
-      feedback("softer");
-      break;
-    case "t":
-    case "T":
-      feedback("tender");
-      break;
-    case "g":
-    case "G":
-      feedback("good");
-      break;
-    default:
-      return;
-  }
-});
+bindKeys({ help: $("help"), ended: () => live.ended, togglePause, skip, extend, feedback });
 
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") {
@@ -717,31 +514,6 @@ applyMotionPreference();
 
 // ---- start ---------------------------------------------------------------------------------------
 
-// Events an earlier page for this session could not send (offline, then a reload or a closed
-// tab): applied as they were when they happened — on top of what the server last saved, which
-// may be the service worker's older copy — so the page resumes where the person was.
-function replay(items) {
-  let retimed = false;
-  for (const { body } of items) {
-    const at = Math.max(clock.now(), Number(body.active) || 0);
-    clock.set(at);
-    if (body.kind === "skip") {
-      const result = T.skip(live.durations, at);
-      live.durations = result.durations;
-      for (const id of result.dropped) live.fired.add(id);
-      retimed = true;
-    } else if (body.kind === "extend") {
-      live.durations = T.extend(live.durations, at);
-      retimed = true;
-    }
-    // Feedback re-plans on the server: the new pressures come with its answer.
-    for (const id of body.fired || []) live.fired.add(id);
-    live.seq = Math.max(live.seq, body.seq);
-    live.started = true;
-  }
-  if (retimed) live.cues = T.schedule(live.steps, live.durations, live.mode);
-}
-
 async function load() {
   let view;
   const kept = outbox.restore();
@@ -759,7 +531,7 @@ async function load() {
     else outbox.start(); // what was kept still goes when the connection is back
     return;
   }
-  adopt(view, { initial: true });
+  adopt(live, clock, view, { initial: true });
   const restored = await kept;
   main.classList.remove("is-loading");
   if (live.status !== "active") {
@@ -770,7 +542,7 @@ async function load() {
   // The server has every event up to the seq it saved; the kept ones after it are applied here.
   const saved = live.seq;
   outbox.confirmed(saved);
-  replay(restored.filter((item) => item.body.seq > saved));
+  replay(live, clock, restored.filter((item) => item.body.seq > saved));
   outbox.start();
   const t = clock.now();
   const pos = T.position(live.durations, t, live.stopped);
