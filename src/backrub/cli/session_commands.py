@@ -6,6 +6,7 @@ No `from __future__ import annotations` here: Typer reads the option annotations
 
 import json
 import sys
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -40,6 +41,8 @@ from backrub.core.models import PlanRequest
 from backrub.localtime import local_zone
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from backrub.cli.live import LiveSession
     from backrub.core import engine
     from backrub.core.catalogue import Catalogue
@@ -47,10 +50,16 @@ if TYPE_CHECKING:
     from backrub.store import SessionStore
 
 
-def open_local_store() -> "SessionStore":
+@contextmanager
+def local_store() -> "Iterator[SessionStore]":
+    """The local profile's store, its database connections closed when the block ends."""
     from backrub.store import open_store
 
-    return open_store(Settings.from_env())
+    store = open_store(Settings.from_env())
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def now_utc() -> datetime:
@@ -106,7 +115,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
         from backrub.cli.live import LiveSession, ScaledClock, Speaker
         from backrub.core import engine
 
-        with reported():
+        with reported(), ExitStack() as opened:
             # Every flag is checked before anything is asked or saved.
             clock_speed = parse_speed(speed)
             tension_before = parse_tension(before, "--before") if before is not None else None
@@ -121,7 +130,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
                 pressure=pressure,
                 oil=oil,
             )
-            store = open_local_store()
+            store = opened.enter_context(local_store())
             clock = ScaledClock(clock_speed)
             if resume:
                 session_id = store.latest_unfinished()
@@ -197,7 +206,8 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
         """Past sessions: date, mode, minutes, tension before → after."""
         with reported():
             count = parse_whole("limit", limit, 1, 100_000)
-            records = open_local_store().sessions(newest_first=True, limit=count)
+            with local_store() as store:
+                records = store.sessions(newest_first=True, limit=count)
         if json_out:
             emit_json({"sessions": [record_as_dict(r) for r in records]})
             return
@@ -227,8 +237,8 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
         """What helps: tension drop per region, the trend, your streak, the next session."""
         from backrub.core.insights import compute_stats, sparkline
 
-        with reported():
-            records = open_local_store().sessions(newest_first=False)
+        with reported(), local_store() as store:
+            records = store.sessions(newest_first=False)
         result = compute_stats(records, today=date.today(), tz=local_zone())  # noqa: DTZ011
         if json_out:
             emit_json(stats_as_dict(result))
@@ -290,7 +300,8 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
             time_of_day = parse_at(at)
             length = parse_whole("minutes", minutes, facts.min_minutes, facts.max_minutes)
             today = date.today()  # noqa: DTZ011  (the person's own day)
-            records = open_local_store().sessions(newest_first=False)
+            with local_store() as store:
+                records = store.sessions(newest_first=False)
             result = compute_stats(records, today=today, tz=local_zone())
             cadence = every_for_interval(result.interval_days) if chosen == "auto" else chosen
             first = result.next_session
@@ -319,7 +330,8 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
     ) -> None:
         """Everything backrub stores about you, as JSON."""
         with reported():
-            data = open_local_store().export()
+            with local_store() as store:
+                data = store.export()
             text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
             if str(output) == "-":
                 sys.stdout.write(text)
@@ -332,8 +344,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
         yes: Annotated[bool, typer.Option("--yes", help="Don't ask to confirm.")] = False,
     ) -> None:
         """Delete everything backrub stores about you."""
-        with reported():
-            store = open_local_store()
+        with reported(), local_store() as store:
             count = len(store.sessions())
             if not yes and not typer.confirm(
                 f"Delete all {count} session(s) and everything about them? This cannot be undone.",
