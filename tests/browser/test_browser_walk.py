@@ -205,7 +205,7 @@ def test_a_stop_verdict_offers_no_way_to_a_session(
 
     result = page.locator("#result")
     expect(result.get_by_role("heading", level=1)).to_have_text("Please don't massage today.")
-    expect(result.locator(".reasons h3")).to_have_text(["Pregnancy"])
+    expect(result.locator(".reasons .reason-title")).to_have_text(["Pregnancy"])
     expect(result).to_contain_text("What to do:")
     expect(result.locator(".sources li")).not_to_have_count(0)
     # The way out is back to the start or to the questions; never to the map, plan or player.

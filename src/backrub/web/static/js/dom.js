@@ -24,15 +24,16 @@ export function clear(el) {
   return el;
 }
 
-// A reason from a safety verdict: what it is, why, what to do, and where to read more.
-export function reasonItem(reason, { advice = true, change = true } = {}) {
+// A reason from a safety verdict: what it is, why, what to do, and where to read more. `level`:
+// its heading's, one below the heading the list stands under.
+export function reasonItem(reason, { advice = true, change = true, level = 3 } = {}) {
   const sources = (reason.sources || []).map((s) =>
     h("li", {}, s.url ? h("a", { href: s.url, rel: "noopener noreferrer", target: "_blank" }, s.name) : h("span", {}, s.name)),
   );
   return h(
     "li",
     {},
-    h("h3", { text: reason.label }),
+    h(`h${level}`, { class: "reason-title", text: reason.label }),
     change && reason.change ? h("p", { text: reason.change }) : null,
     reason.why ? h("p", { class: "muted", text: reason.why }) : null,
     advice && reason.advice ? h("p", {}, h("strong", { text: "What to do: " }), reason.advice) : null,

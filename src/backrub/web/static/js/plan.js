@@ -33,7 +33,7 @@ function showStop(error) {
   box.append(h("h1", { text: verdict ? "Please don't massage today." : "The plan could not be made." }), h("p", { text: error.message }));
   if (verdict) {
     if (verdict.see_doctor) box.append(h("p", {}, h("strong", { text: "See a doctor first." })));
-    box.append(h("ul", { class: "reasons" }, (verdict.reasons || []).map((r) => reasonItem(r, { change: false }))));
+    box.append(h("ul", { class: "reasons" }, (verdict.reasons || []).map((r) => reasonItem(r, { change: false, level: 2 }))));
   } else {
     box.append(h("p", {}, h("a", { href: "/map" }, "Back to the choices")));
   }

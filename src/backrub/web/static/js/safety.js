@@ -130,7 +130,7 @@ function showResult(verdict) {
           ? h("p", {}, h("strong", { text: "See a doctor first." }), " These signs need a doctor's look before any massage.")
           : h("p", { text: "A massage could do harm right now. Here is why, and what to do instead." }),
       ),
-      h("ul", { class: "reasons" }, (stops.length ? stops : reasons).map((r) => reasonItem(r, { change: /^Stops the session: no|every part/.test(r.change || "") }))),
+      h("ul", { class: "reasons" }, (stops.length ? stops : reasons).map((r) => reasonItem(r, { level: 2, change: /^Stops the session: no|every part/.test(r.change || "") }))),
       h(
         "div",
         { class: "actions" },
@@ -148,7 +148,7 @@ function showResult(verdict) {
         h("p", { text: caution ? "The plan will keep to these:" : "Enjoy it — and stop at once if anything hurts." }),
         caution ? h("ul", {}, reasons.map((r) => h("li", {}, h("strong", { text: `${r.label}: ` }), r.change))) : null,
       ),
-      caution ? h("details", {}, h("summary", { text: "Why, and sources" }), h("ul", { class: "reasons" }, reasons.map((r) => reasonItem(r)))) : null,
+      caution ? h("details", {}, h("summary", { text: "Why, and sources" }), h("ul", { class: "reasons" }, reasons.map((r) => reasonItem(r, { level: 2 })))) : null,
       h(
         "div",
         { class: "actions" },
