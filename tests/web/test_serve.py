@@ -9,11 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -206,3 +209,33 @@ def test_serve_prints_the_address_and_serves(server: tuple[subprocess.Popen[str]
     assert process.stdout.read() == "backrub has stopped.\n"
     # No access log: which pages a person opened is theirs.
     assert "/api/v1/catalogue" not in process.stderr.read()
+
+
+def test_ctrl_c_does_not_wait_for_a_players_wait_for_the_remote(env: dict[str, str]) -> None:
+    """A player's wait for the receiver's remote may last 20 s; stopping the server ends it
+    after a short grace instead of waiting it out."""
+    with serving(env) as (process, line):
+        address = line.split(" at ", 1)[1].split(" ", 1)[0]
+        with httpx.Client(base_url=address, timeout=30) as client:
+            client.get("/")
+            headers = {"X-CSRF-Token": client.cookies["backrub_csrf"]}
+            made = client.post(
+                "/api/v1/sessions", json={"mode": "partner", "tension_before": 5}, headers=headers
+            )
+            session = made.json()["id"]
+            assert client.post(f"/api/v1/sessions/{session}/remote", headers=headers).is_success
+
+            def wait_for_the_remote() -> None:
+                try:
+                    client.get(f"/api/v1/sessions/{session}/remote/messages?wait=20")
+                except httpx.HTTPError:
+                    pass  # the server went away: what this test wants
+
+            waiting = threading.Thread(target=wait_for_the_remote, daemon=True)
+            started = time.monotonic()
+            waiting.start()
+            time.sleep(1)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(15) == 0
+            # Well short of the 20 s the wait asked for (the grace is 3 s).
+            assert time.monotonic() - started < 12

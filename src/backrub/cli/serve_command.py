@@ -21,6 +21,7 @@ from backrub.core.errors import OutOfRange
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MAX_WORKERS = 32
+SHUTDOWN_GRACE_SECONDS = 3
 HTTPS_NEEDED = (
     "Accounts are on: browsers keep a sign-in only over HTTPS, so serve behind an HTTPS reverse "
     "proxy (README, Hosting) or give --certfile and --keyfile."
@@ -160,6 +161,9 @@ def register(app: typer.Typer) -> None:
             "lifespan": "on",
             "ssl_certfile": cert,
             "ssl_keyfile": key,
+            # Ctrl-C waits this long for requests still open — a player's wait for the remote
+            # lasts up to 20 s — then ends them; event saves take milliseconds.
+            "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
         }
         try:
             if processes == 1:
