@@ -70,15 +70,16 @@ const outbox = new Outbox({
 
 // ---- the server's view of the session -----------------------------------------------------------
 
-function activeNow() {
-  const t = clock.now();
+// `t`: the moment a control changed the timeline, so the server applies it where the page did
+// (at accelerated speed even a few milliseconds of work between would move a skip's boundary).
+function activeNow(t = clock.now()) {
   const end = T.total(live.durations);
   return Math.round(Math.min(t, end) * 1000) / 1000;
 }
 
-function send(kind, extra = {}) {
+function send(kind, extra = {}, at = undefined) {
   live.seq += 1;
-  const body = { kind, active: activeNow(), seq: live.seq, fired: [...live.fired], ...extra };
+  const body = { kind, active: activeNow(at), seq: live.seq, fired: [...live.fired], ...extra };
   if (kind === "progress") live.lastProgress = performance.now();
   outbox.push(`${base}/events`, body, { kind });
 }
@@ -290,6 +291,7 @@ function resume() {
 function pause() {
   if (!clock.running) return;
   clock.stop();
+  clock.set(activeNow()); // the saved moment (to the millisecond), so a reload shows the same
   send("pause");
   letSleep();
   voice.stop();
@@ -308,19 +310,21 @@ function togglePause() {
 
 function skip() {
   if (!live.started || live.ended) return;
-  const result = T.skip(live.durations, clock.now());
+  const at = activeNow();
+  const result = T.skip(live.durations, at);
   live.durations = result.durations;
   for (const id of result.dropped) live.fired.add(id);
   live.cues = T.schedule(live.steps, live.durations, live.mode);
-  send("skip");
+  send("skip", {}, at);
   tick();
 }
 
 function extend() {
   if (!live.started || live.ended) return;
-  live.durations = T.extend(live.durations, clock.now());
+  const at = activeNow();
+  live.durations = T.extend(live.durations, at);
   live.cues = T.schedule(live.steps, live.durations, live.mode);
-  send("extend");
+  send("extend", {}, at);
   showMessage("One more minute on this step.");
   tick();
 }
