@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 from backrub import __version__
+from backrub.core import catalogue as catalogue_module
 from backrub.core import models
 from backrub.core.catalogue import Catalogue, parse_catalogue, read_packaged_files
 
@@ -24,8 +25,9 @@ from backrub.core.catalogue import Catalogue, parse_catalogue, read_packaged_fil
 def cache_key(files: dict[str, bytes]) -> str:
     # A checksum, not a secure hash: it only has to notice an upgrade, and importing hashlib
     # would cost start-up time. The pickle holds instances of the model classes, so a change to
-    # them must miss the cache too.
-    parts = [f"{__version__}|{sys.version}".encode(), Path(models.__file__).read_bytes()]
+    # them (and to the catalogue's own class) must miss the cache too.
+    parts = [f"{__version__}|{sys.version}".encode()]
+    parts += [Path(m.__file__).read_bytes() for m in (models, catalogue_module) if m.__file__]
     for name in sorted(files):
         parts += [name.encode(), files[name]]
     blob = b"\0".join(parts)

@@ -7,6 +7,7 @@ import pytest
 
 from backrub.core.catalogue import Catalogue, parse_catalogue, read_packaged_files
 from backrub.core.errors import CatalogueError
+from backrub.core.models import PHASES
 
 REGION_IDS = {
     "lower-back",
@@ -97,3 +98,29 @@ def test_core_imports_no_framework_database_or_clock_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_techniques_for_a_step_are_those_that_fit_it_in_catalogue_order(
+    catalogue: Catalogue,
+) -> None:
+    """The planner asks an index built once; it must answer as a scan of every technique."""
+    tools = sorted({t.tools[0] for t in catalogue.techniques.values()})
+    asked = 0
+    for phase in PHASES:
+        for mode in ("self", "partner"):
+            for region in catalogue.regions:
+                for avoid in (frozenset(), frozenset(tools[:1]), frozenset(tools)):
+                    scan = tuple(
+                        t
+                        for t in catalogue.techniques.values()
+                        if phase in t.phases
+                        and mode in t.modes
+                        and region in t.regions
+                        and t.tools[0] not in avoid
+                    )
+                    found = catalogue.techniques_for(
+                        phase=phase, mode=mode, region=region, avoid_tools=avoid
+                    )
+                    assert found == scan, (phase, mode, region, avoid)
+                    asked += bool(scan)
+    assert asked > 20

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from backrub.core.catalogue import Catalogue, load_catalogue
 from backrub.core.errors import SafetyStop
 from backrub.core.models import PHASES, Finding, Focus, Plan, PlanHistory, PlanRequest, Verdict
-from backrub.core.planner import CHECK_IN_EVERY, build_plan
+from backrub.core.planner import CHECK_IN_EVERY, build_plan, replan, rules_for
 from backrub.core.safety import assess
 
 CATALOGUE = load_catalogue()
@@ -218,3 +218,25 @@ def test_history_gives_high_regions_time_and_tender_regions_a_light_touch(
     for s in learned.steps:
         if s.region == tender:
             assert s.pressure <= 2
+
+
+@common
+@given(requests(), verdicts(), st.data())
+def test_a_replan_that_keeps_steps_equals_one_made_afresh(
+    request: PlanRequest, verdict: Verdict, data: st.DataObject
+) -> None:
+    """Re-planning keeps a step that comes out unchanged rather than making it again: what it
+    keeps must be exactly what making every step afresh gives, for any step, level and
+    ceiling (each step of `fresh` has lost its technique, so none of them can be kept)."""
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    rules = rules_for(request, verdict)
+    current = data.draw(st.integers(0, len(plan.steps) - 1))
+    level = data.draw(st.integers(1, 5))
+    ceiling = data.draw(st.integers(1, 5))
+    kept = replan(CATALOGUE, rules, plan.steps, current=current, level=level, ceiling=ceiling)
+    blank = [*plan.steps[:current], *(s._replace(technique="") for s in plan.steps[current:])]
+    fresh = replan(CATALOGUE, rules, blank, current=current, level=level, ceiling=ceiling)
+    assert kept[current:] == fresh[current:]
+    assert kept[:current] == plan.steps[:current]

@@ -335,12 +335,14 @@ def test_feedback_replans_the_rest_and_is_remembered(api: TestClient, start: Sta
     assert answer["message"].startswith(("Softer", "That is already the lightest"))
     now = answer["state"]["steps"][focus]
     assert now["pressure"] == max(1, step["pressure"] - 1)
-    assert answer["record"]["feedback"] == [
-        {"kind": "softer", "at": at, "step": focus, "region": step["region"]}
-    ]
+    heard = {"kind": "softer", "at": at, "step": focus, "region": step["region"]}
+    assert answer["state"]["feedback"] == [heard]
+    # An accepted event's answer leaves out the record: the page has it, and it is read again.
+    assert "record" not in answer
+    assert api.get(f"/api/v1/sessions/{sid}").json()["record"]["feedback"] == [heard]
     answer = event(api, sid, kind="feedback", feedback="tender", active=at + 10, seq=2)
     assert answer["message"].startswith("Tender spot")
-    assert answer["record"]["tender"] == [step["region"]]
+    assert answer["state"]["tender"] == [step["region"]]
     again = api.get(f"/api/v1/sessions/{sid}").json()
     assert again["state"] == answer["state"]
     assert again["record"]["tender"] == [step["region"]]
@@ -435,8 +437,10 @@ def test_two_app_processes_serve_one_session(
         assert stale["accepted"] is False and stale["state"] == answer["state"]
         last = event(one, sid, kind="skip", active=25, seq=3)
         assert last["accepted"] is True and last["durations"][0] == 25
-        assert [f["kind"] for f in last["record"]["feedback"]] == ["firmer"]
-        assert two.get(f"/api/v1/sessions/{sid}").json()["state"] == last["state"]
+        assert [f["kind"] for f in last["state"]["feedback"]] == ["firmer"]
+        again = two.get(f"/api/v1/sessions/{sid}").json()
+        assert again["state"] == last["state"]
+        assert [f["kind"] for f in again["record"]["feedback"]] == ["firmer"]
 
 
 # ---- one profile's data ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from backrub.core.models import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 DATA_FILES = ("regions.toml", "techniques.toml", "conditions.toml", "guide.toml")
 # The source guide's five: each alone must stop a session, whatever the data files say.
@@ -43,6 +43,10 @@ class Catalogue(NamedTuple):
     conditions: Mapping[str, Condition]
     setup: tuple[SetupItem, ...]
     facts: Facts
+    # (phase, mode, region) → the techniques that fit, in catalogue order: the planner asks at
+    # every step of every plan and re-plan, and a scan of all techniques each time cost more
+    # than the rest of a re-plan.
+    fitting: Mapping[tuple[str, str, str], tuple[Technique, ...]]
 
     def region(self, region_id: str) -> Region:
         try:
@@ -64,14 +68,10 @@ class Catalogue(NamedTuple):
         self, *, phase: Phase, mode: Mode, region: str, avoid_tools: frozenset[str] = frozenset()
     ) -> tuple[Technique, ...]:
         """Techniques that fit a step, in catalogue order (which keeps plans deterministic)."""
-        return tuple(
-            t
-            for t in self.techniques.values()
-            if phase in t.phases
-            and mode in t.modes
-            and region in t.regions
-            and t.tools[0] not in avoid_tools
-        )
+        fits = self.fitting.get((phase, mode, region), ())
+        if not avoid_tools:
+            return fits
+        return tuple(t for t in fits if t.tools[0] not in avoid_tools)
 
 
 def read_packaged_files() -> dict[str, bytes]:
@@ -119,7 +119,20 @@ def parse_catalogue(files: Mapping[str, bytes]) -> Catalogue:
         conditions={c.id: c for c in data.conditions},
         setup=data.setup,
         facts=data.facts,
+        fitting=_fitting(data.techniques),
     )
+
+
+def _fitting(
+    techniques: Sequence[Technique],
+) -> dict[tuple[str, str, str], tuple[Technique, ...]]:
+    found: dict[tuple[str, str, str], dict[str, Technique]] = {}
+    for t in techniques:
+        for phase in t.phases:
+            for mode in t.modes:
+                for region in t.regions:
+                    found.setdefault((phase, mode, region), {})[t.id] = t
+    return {key: tuple(fits.values()) for key, fits in found.items()}
 
 
 def _validate_shapes(merged: dict[str, Any]) -> CatalogueData:

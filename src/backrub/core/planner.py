@@ -152,7 +152,7 @@ def replan(
     targets[0] = level
     levels = [*(s.pressure for s in steps[:current]), *_smooth(targets, fixed_first=True)]
     return tuple(steps[:current]) + tuple(
-        _assemble(catalogue, rules, slots, levels, first=current, before=steps[:current])
+        _assemble(catalogue, rules, slots, levels, first=current, before=steps[:current], old=steps)
     )
 
 
@@ -236,8 +236,13 @@ def _assemble(
     *,
     first: int = 0,
     before: Sequence[Step] = (),
+    old: Sequence[Step] = (),
 ) -> list[Step]:
-    """Steps for slots[first:], choosing techniques and placing check-ins."""
+    """Steps for slots[first:], choosing techniques and placing check-ins.
+
+    Re-planning, a step of `old` whose technique, pressure, check-in and start come out the same
+    is kept as it is rather than made again (the rest of a step follows from those, the slot
+    it was made from and the session's mode and avoided regions, which never change)."""
     start = sum(s.seconds for s in slots[:first])
     last_check_in = max((s.start for s in before if s.check_in), default=0)
     steps = []
@@ -251,18 +256,28 @@ def _assemble(
                 check_in = True
                 last_check_in = start
         technique = _choose_technique(catalogue, rules, slot, level)
-        steps.append(
-            _make_step(
-                catalogue,
-                rules,
-                slot=slot,
-                index=index,
-                start=start,
-                level=level,
-                technique=technique,
-                check_in=check_in,
+        kept = old[index] if index < len(old) else None
+        if (
+            kept is not None
+            and kept.technique == technique.id
+            and kept.pressure == level
+            and kept.check_in == check_in
+            and kept.start == start
+        ):
+            steps.append(kept)
+        else:
+            steps.append(
+                _make_step(
+                    catalogue,
+                    rules,
+                    slot=slot,
+                    index=index,
+                    start=start,
+                    level=level,
+                    technique=technique,
+                    check_in=check_in,
+                )
             )
-        )
         start += slot.seconds
     return steps
 

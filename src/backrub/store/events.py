@@ -139,6 +139,8 @@ def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | Bac
     results: list[Advanced | BackrubError] = []
     ids = sorted({item.session_id for item in items})
     with transaction(engine, write=True) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         saved = {row.id: _Saved(row) for row in conn.execute(_SAVED, {"b_ids": ids})}
         written: set[str] = set()
         heard: list[tuple[str, FeedbackEvent]] = []

@@ -228,10 +228,12 @@ class SessionView(BaseModel):
 class EventAnswer(BaseModel):
     """The answer to an event that changed the timeline (skip, extend, feedback) or was refused:
     the session as `SessionView` has it, which the page adopts — but for the plan, which no
-    event changes (the page has it from `GET /api/v1/sessions/{id}`)."""
+    event changes (the page has it from `GET /api/v1/sessions/{id}`), and for the record, which
+    only a refused event's answer carries (the session may have ended meanwhile)."""
 
-    id: str
-    record: RecordOut
+    # Only when `accepted` is false.
+    id: str | None = None
+    record: RecordOut | None = None
     state: dict[str, Any]
     cues: list[CueOut]
     durations: list[float]

@@ -53,9 +53,11 @@ class Outcome(NamedTuple):
     accepted: bool
     # The engine's state as saved (`engine.state_as_dict`): the new one, or the one kept.
     state: dict[str, Any]
-    # For the full answer (None for an accepted plain event): the record, and the engine's
-    # state the timeline is made from.
+    # The record: only for a refused event (the page learns whether the session has ended; an
+    # accepted one was applied to an active session, and the page has the rest).
     record: SessionRecord | None = None
+    # For the full answer (None for an accepted plain event): the engine's state the timeline
+    # is made from.
     live: engine.LiveState | None = None
     # What to say after feedback.
     message: str | None = None
@@ -155,9 +157,10 @@ def timeline(state: engine.LiveState) -> dict[str, Any]:
 
 def answer(outcome: Outcome) -> dict[str, Any]:
     """`EventAnswer`: the session as `SessionView` has it but for the plan, which an event never
-    changes (the page has it), with `accepted` and `message`; or, for an accepted progress
-    save, pause or resume, `EventSaved` — what the page does not know."""
-    if outcome.record is None or outcome.live is None:
+    changes (the page has it), with `accepted` and `message` — and, only for a refused event,
+    its record (it may have ended); or, for an accepted progress save, pause or resume,
+    `EventSaved` — what the page does not know."""
+    if outcome.live is None:
         state = outcome.state
         return {
             "accepted": True,
@@ -166,15 +169,16 @@ def answer(outcome: Outcome) -> dict[str, Any]:
             "fired": state["fired"],
             "message": None,
         }
-    return {
-        "id": outcome.record.id,
-        "record": record_as_dict(outcome.record),
+    full = {
         # As saved: the same as `engine.state_as_dict(outcome.live)`, without making it again.
         "state": outcome.state,
         **timeline(outcome.live),
         "accepted": outcome.accepted,
         "message": outcome.message,
     }
+    if outcome.record is None:
+        return full
+    return {"id": outcome.record.id, "record": record_as_dict(outcome.record), **full}
 
 
 def answer_json(outcome: Outcome) -> bytes:
@@ -221,18 +225,22 @@ def apply_events(
         return change
 
     work = [
-        Advance(owner, session_id, body.seq, change_for(n, body), full=body.kind not in PLAIN)
+        # A record is read only for a refused event (advance_all reads it for those).
+        Advance(owner, session_id, body.seq, change_for(n, body), full=False)
         for n, (owner, session_id, body) in enumerate(events)
     ]
     outcomes: list[Outcome | BackrubError] = []
     for n, done in enumerate(advance_all(db, work)):
         if isinstance(done, BackrubError):
             outcomes.append(done)
-        elif done.record is None:
+        elif n in applied:  # applied through the engine: skip, extend or feedback
+            state, message = applied[n]
+            outcomes.append(Outcome(done.accepted, done.state, None, state, message))
+        elif done.accepted:  # a progress save, pause or resume
             outcomes.append(Outcome(done.accepted, done.state))
         else:
-            state, message = applied.get(n) or (engine.state_from_dict(done.state), None)
-            outcomes.append(Outcome(done.accepted, done.state, done.record, state, message))
+            state = engine.state_from_dict(done.state)
+            outcomes.append(Outcome(done.accepted, done.state, done.record, state))
     return outcomes
 
 
