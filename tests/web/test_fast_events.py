@@ -28,6 +28,7 @@ from backrub.config import Settings
 from backrub.store import open_store
 from backrub.store.tables import FeedbackRow, SessionRow
 from backrub.web import create_app, fast_events, sessions
+from backrub.web.app import BackrubApp
 from backrub.web.fast_events import GZIP_MINIMUM, EventFastPath
 from backrub.web.ratelimit import SlidingWindow
 from backrub.web.schemas import EventAnswer, EventSaved
@@ -93,10 +94,11 @@ UNKNOWN = "0123456789abcdef0123456789abcdef"
 def route_only(app: FastAPI) -> FastAPI:
     """The same app with the fast path taken out: every event reaches the FastAPI route.
     (The middleware stack is built at the first request, so this is before it.)"""
+    assert isinstance(app, BackrubApp)
     fast: object = EventFastPath
-    kept = [m for m in app.user_middleware if m.cls is not fast]
-    assert len(kept) == len(app.user_middleware) - 1, "the fast path is not where it was"
-    app.user_middleware = kept
+    kept = [m for m in app.outermost if m.cls is not fast]
+    assert len(kept) == len(app.outermost) - 1, "the fast path is not where it was"
+    app.outermost = kept
     return app
 
 

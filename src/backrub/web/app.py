@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 
 from backrub import __version__
@@ -36,7 +37,9 @@ from backrub.web.security import (
 from backrub.web.views import catalogue_as_dict
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Iterable, Sequence
+
+    from starlette.types import ASGIApp
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -92,7 +95,7 @@ def create_app(
             runtime.engine = None
             store.close()
 
-    app = FastAPI(
+    app = BackrubApp(
         title="backrub",
         summary="Coaches a back massage at home, safely, step by step.",
         version=__version__,
@@ -116,14 +119,34 @@ def create_app(
     errors.install(app, pages.error_page, pages.bare_page)
     # Innermost: a session's JSON and the player's scripts shrink to a third on a phone's link.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM, compresslevel=GZIP_LEVEL)
-    app.add_middleware(EventFastPath, runtime=runtime, max_body=MAX_BODY)
-    app.add_middleware(
-        SecurityMiddleware,
-        hosts=None if accounts else (*LOOPBACK_HOSTS, *hosts),
-        max_body=MAX_BODY,
-        csrf_cookie=HOSTED_CSRF_COOKIE if accounts else CSRF_COOKIE,
-    )
+    app.outermost = [
+        Middleware(
+            SecurityMiddleware,
+            hosts=None if accounts else (*LOOPBACK_HOSTS, *hosts),
+            max_body=MAX_BODY,
+            csrf_cookie=HOSTED_CSRF_COOKIE if accounts else CSRF_COOKIE,
+        ),
+        Middleware(EventFastPath, runtime=runtime, max_body=MAX_BODY),
+    ]
     return app
+
+
+class BackrubApp(FastAPI):
+    """FastAPI with `outermost` middleware: around the framework's own (its error pages,
+    telemetry and body limit), not inside them as `add_middleware` puts it.
+
+    The security checks come first for every request, error pages included; and the player's
+    events, answered by `EventFastPath`, skip the framework's per-request work altogether — it
+    cost as much as backrub's own work on a progress save (bench/RESULTS.md).
+    """
+
+    outermost: Sequence[Middleware] = ()
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.outermost):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def app_from_environment() -> FastAPI:

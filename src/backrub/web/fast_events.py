@@ -14,7 +14,8 @@ the contract the OpenAPI schema describes. A replayed event is safe to apply aga
 rule turns a repeat into `accepted: false`.
 
 Sits inside `SecurityMiddleware` (Host, CSRF and Origin are checked before it; its headers are
-added to its answers) and outside the gzip middleware (it compresses a large answer itself).
+added to its answers) and outside all of FastAPI's own middleware and the gzip middleware (it
+compresses a large answer itself): see `BackrubApp` in app.py.
 """
 
 from __future__ import annotations
