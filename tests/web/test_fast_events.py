@@ -200,8 +200,10 @@ def view_of(client: TestClient, session_id: str) -> dict[str, Any]:
 
 def but_the_plan(view: dict[str, Any]) -> dict[str, Any]:
     """A session's view as an accepted event's full answer has it: no event changes the plan,
-    and the record comes only with a refused event."""
-    return {k: v for k, v in view.items() if k not in {"plan", "id", "record"}}
+    the record comes only with a refused event, and the state comes without its feedback."""
+    answer = {k: v for k, v in view.items() if k not in {"plan", "id", "record"}}
+    answer["state"] = {k: v for k, v in view["state"].items() if k != "feedback"}
+    return answer
 
 
 def checked(response: httpx.Response) -> dict[str, Any]:

@@ -234,6 +234,7 @@ class EventAnswer(BaseModel):
     # Only when `accepted` is false.
     id: str | None = None
     record: RecordOut | None = None
+    # The saved state but its `feedback` (the page does not use it; the session's view has it).
     state: dict[str, Any]
     cues: list[CueOut]
     durations: list[float]

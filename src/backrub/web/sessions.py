@@ -157,9 +157,9 @@ def timeline(state: engine.LiveState) -> dict[str, Any]:
 
 def answer(outcome: Outcome) -> dict[str, Any]:
     """`EventAnswer`: the session as `SessionView` has it but for the plan, which an event never
-    changes (the page has it), with `accepted` and `message` — and, only for a refused event,
-    its record (it may have ended); or, for an accepted progress save, pause or resume,
-    `EventSaved` — what the page does not know."""
+    changes (the page has it), and the state's feedback, with `accepted` and `message` — and,
+    only for a refused event, its record (it may have ended); or, for an accepted progress save,
+    pause or resume, `EventSaved` — what the page does not know."""
     if outcome.live is None:
         state = outcome.state
         return {
@@ -170,8 +170,9 @@ def answer(outcome: Outcome) -> dict[str, Any]:
             "message": None,
         }
     full = {
-        # As saved: the same as `engine.state_as_dict(outcome.live)`, without making it again.
-        "state": outcome.state,
+        # As saved (`engine.state_as_dict(outcome.live)`, not made again) but for the feedback
+        # heard, which the page does not use: the longest part of a state by the session's end.
+        "state": {k: v for k, v in outcome.state.items() if k != "feedback"},
         **timeline(outcome.live),
         "accepted": outcome.accepted,
         "message": outcome.message,
