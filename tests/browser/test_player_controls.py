@@ -49,6 +49,8 @@ def test_keys_help_howto_and_the_moving_hands(
     assert moved, "the hands stood still within a step while the session ran"
     page.keyboard.press("Space")
     expect(page.locator("#pause-btn")).to_have_text("Resume")
+    # The frame already on screen was drawn while running: the next one draws the paused moment.
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
     still = hand_place(page)
     page.wait_for_timeout(300)
     assert hand_place(page) == still, "the hands moved while paused"

@@ -105,6 +105,46 @@ def test_a_saved_state_holds_every_field_as_the_generic_conversion_would() -> No
     assert json.loads(json.dumps(saved)) == saved
 
 
+OPERATIONS = ("skip", "extend", "good", "softer", "firmer", "tender", "cues", "wait")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(OPERATIONS), st.floats(0.5, 90)), min_size=1, max_size=25),
+    st.sampled_from(["self", "partner"]),
+    st.booleans(),
+)
+def test_a_snapshot_made_like_the_last_one_is_the_same_as_one_made_afresh(
+    operations: list[tuple[str, float]], mode: str, renumbered: bool
+) -> None:
+    """The server saves each event's state `like` the one it restored (reusing what the two
+    share): that must give exactly the snapshot made from nothing, through every kind of change,
+    whether the earlier snapshot was made here or read back from JSON."""
+    clock = FakeClock()
+    finding = Finding("sunburn-or-rash", "lower-back")
+    state = engine.start(session(mode, findings=(finding,)), clock.now())
+    saved = json.loads(json.dumps(engine.state_as_dict(state, clock.now())))
+    for operation, seconds in operations:
+        # As the server does it: restore the saved JSON, apply one change, save it `like` that.
+        restored = engine.state_from_dict(saved)
+        at = restored.active + seconds
+        new = restored._replace(active=at, anchor=None, started=True)
+        if operation == "skip":
+            new = engine.skip(new, at)
+        elif operation == "extend":
+            new = engine.extend(new, at)
+        elif operation == "cues":
+            new, _ = engine.due(new, at)
+        elif operation != "wait":
+            new, _ = engine.feedback(CATALOGUE, new, at, operation)
+        if renumbered:
+            new = new._replace(seq=new.seq + 1)
+        made = engine.state_as_dict(new, at, like=(restored, saved))
+        assert made == engine.state_as_dict(new, at), operation
+        assert json.loads(json.dumps(made)) == made
+        saved = json.loads(json.dumps(made))
+
+
 def test_save_and_restore_mid_step_resumes_exactly_where_it_was() -> None:
     clock = FakeClock()
     state = engine.start(session(), clock.now())

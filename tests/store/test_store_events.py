@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from backrub.core.errors import BackrubError, BadInput
 from backrub.core.models import FeedbackEvent
 from backrub.store import NoSuchSession, SessionStore, StoreError
-from backrub.store.events import Advance, Advanced, Change, advance_all
+from backrub.store.events import Advance, Advanced, Change, StateCache, advance_all
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -384,3 +384,39 @@ def test_two_writers_batching_the_same_sessions_in_opposite_orders_lose_nothing(
         log = store.plan_and_state(sid)[1]["log"]
         assert log == [str(s) for s in sorted(accepted_seqs[sid])]
         assert store.get(sid).seconds_done == 2 * rounds
+
+
+# ---- the states a writer remembers (StateCache) ---------------------------------------------
+
+
+def test_a_remembered_state_is_used_only_while_no_one_else_has_saved(
+    store: SessionStore, new_session: Make
+) -> None:
+    """A writer keeps the states it saved, and takes a session's from there — not from the
+    database — only while the row still has the seq it saved: a save by anyone else (another
+    process, the CLI) raises the seq, so the next batch reads what they saved."""
+    sid, other = new_session(), new_session()
+    cache = StateCache()
+    seen: list[dict[str, Any]] = []
+    first = accepted(advance_all(store.engine, [event(store, sid, 1, logged("a", 10))], cache)[0])
+    # Not read again: the very state this writer saved is what its next change is given.
+    advance_all(store.engine, [event(store, sid, 2, logged("b", 20, seen=seen))], cache)
+    assert seen[-1] is first.state
+    # Someone else saves this session (a batch of one, without this writer's cache)...
+    store.advance(sid, seq=3, change=logged("elsewhere", 30), full=False)
+    # ...so the writer's next change is given that save, read from the database.
+    third = accepted(
+        advance_all(store.engine, [event(store, sid, 4, logged("c", 40, seen=seen))], cache)[0]
+    )
+    assert seen[-1]["log"] == ["a", "b", "elsewhere"]
+    assert third.state["log"] == ["a", "b", "elsewhere", "c"]
+    assert store.plan_and_state(sid)[1] == third.state
+    # A session it never saved is read from the database too; both in one batch.
+    both = advance_all(
+        store.engine,
+        [event(store, other, 1, logged("x", 5, seen=seen)), event(store, sid, 5, logged("d", 50))],
+        cache,
+    )
+    assert seen[-1].get("log") is None
+    assert accepted(both[1]).state["log"] == ["a", "b", "elsewhere", "c", "d"]
+    assert store.plan_and_state(other)[1] == accepted(both[0]).state

@@ -670,13 +670,13 @@ class Gate:
         self.batches: list[int] = []
         original = sessions.apply_events
 
-        def spy(catalogue: Any, db: Any, events: Any) -> Any:
+        def spy(catalogue: Any, db: Any, events: Any, *remembered: Any) -> Any:
             if threading.current_thread().name == "backrub-events":
                 self.batches.append(len(events))
                 if len(self.batches) == 1:
                     self.entered.set()
                     assert self.release.wait(HANG)
-            return original(catalogue, db, events)
+            return original(catalogue, db, events, *remembered)
 
         monkeypatch.setattr(sessions, "apply_events", spy)
 

@@ -64,7 +64,8 @@ class Advance(NamedTuple):
 
 # Built once, not per call: building a statement costs more Python than running it.
 _IDS: BindParameter[list[str]] = bindparam("b_ids", expanding=True)
-# Rows are locked in id order (PostgreSQL), so two processes' batches cannot deadlock.
+# Rows are locked in id order (PostgreSQL), so two processes' batches cannot deadlock. The
+# states are read apart, only those the cache does not hold.
 _SAVED = (
     select(
         SessionRow.id,
@@ -72,13 +73,13 @@ _SAVED = (
         SessionRow.status,
         SessionRow.progress_seq,
         SessionRow.seconds_done,
-        SessionRow.state,
         SessionRow.tender,
     )
     .where(SessionRow.id.in_(_IDS))
     .order_by(SessionRow.id)
     .with_for_update()
 )
+_STATES = select(SessionRow.id, SessionRow.state).where(SessionRow.id.in_(_IDS))
 _SAVE = update(SessionRow).where(
     (SessionRow.id == bindparam("b_id")) & (SessionRow.owner == bindparam("b_owner"))
 )
@@ -109,21 +110,51 @@ RECORD_COLUMNS = (
 _RECORDS = select(*RECORD_COLUMNS).where(SessionRow.id.in_(_IDS))
 
 
+class StateCache:
+    """The state this process last saved for each session, with its `seq`, so that a batch
+    need not read and decode it again: a session's state is a JSON document of several KB, and
+    decoding it was a tenth of a feedback's cost.
+
+    Trusted only for an active session whose row still has that `seq`: every save of an active
+    session raises it (the seq rule, kept by every writer — another process, the CLI), so an
+    equal `seq` means no one has saved it since. Used by one thread (the event writer); the
+    oldest entries go first. The states are shared, never changed in place.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._kept: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def get(self, session_id: str, seq: int) -> dict[str, Any] | None:
+        kept = self._kept.get(session_id)
+        return kept[1] if kept is not None and kept[0] == seq else None
+
+    def keep(self, session_id: str, seq: int, state: dict[str, Any]) -> None:
+        self._kept.pop(session_id, None)
+        self._kept[session_id] = (seq, state)
+        if len(self._kept) > self._size:
+            del self._kept[next(iter(self._kept))]
+
+
 class _Saved:
     """A session's row as the batch has left it so far."""
 
     __slots__ = ("done", "owner", "seq", "state", "status", "tender")
 
-    def __init__(self, row: Row[Any]) -> None:
+    def __init__(self, row: Row[Any], state: dict[str, Any] | None) -> None:
+        if state is None:  # gone between the two reads: cannot be, the transaction holds it
+            raise NoSuchSession(row.id)
         self.owner: str = row.owner
         self.status: str = row.status
         self.seq: int = row.progress_seq
         self.done: int = row.seconds_done
-        self.state: dict[str, Any] = row.state
+        self.state: dict[str, Any] = state
         self.tender: list[str] = row.tender
 
 
-def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | BackrubError]:
+def advance_all(
+    engine: Engine, items: Sequence[Advance], cache: StateCache | None = None
+) -> list[Advanced | BackrubError]:
     """Apply the events in order, in one write transaction; for each, what it did or why not.
 
     For each event, as if it were saved alone: when the session has ended or `seq` is not above
@@ -135,16 +166,17 @@ def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | Bac
 
     A full answer's record is read after the whole batch is written: when two events of one
     session share a batch, the first's record already shows the second (its state does not).
+    `cache`: the states saved before by this process (see `StateCache`), kept up to date.
     """
-    results: list[Advanced | BackrubError] = []
     ids = sorted({item.session_id for item in items})
+    results: list[Advanced | BackrubError] = []
     with transaction(engine, write=True) as conn:
         if conn.dialect.name == "postgresql":
             # Waiting for the disk made the server sit idle under load. Off for these saves
             # only: what SQLite's WAL mode promises (store/engine.py) — a crash of the
             # database server may lose the last fraction of a second, never corrupt anything.
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        saved = {row.id: _Saved(row) for row in conn.execute(_SAVED, {"b_ids": ids})}
+        saved = _read(conn, ids, cache)
         written: set[str] = set()
         heard: list[tuple[str, FeedbackEvent]] = []
         for item in items:
@@ -163,17 +195,45 @@ def advance_all(engine: Engine, items: Sequence[Advance]) -> list[Advanced | Bac
                 if isinstance(result, Advanced) and (item.full or not result.accepted)
             }
         )
-        if not asked:
-            return results
-        found = {row.id: row for row in conn.execute(_RECORDS, {"b_ids": asked})}
-        events = feedback_of(conn, ids=asked)
-        # Inside the transaction: should this fail, nothing of the batch is saved, so each event
-        # may be sent again as it was.
-        for n, (item, result) in enumerate(zip(items, results, strict=True)):
-            if isinstance(result, Advanced) and item.session_id in found:
-                record = record_of(found[item.session_id], events.get(item.session_id, ()))
-                results[n] = result._replace(record=record)
+        if asked:
+            _add_records(conn, items, results, asked)
+    # Only once committed: a batch rolled back leaves the cache as the database is.
+    if cache is not None:
+        for sid in written:
+            cache.keep(sid, saved[sid].seq, saved[sid].state)
     return results
+
+
+def _read(conn: Connection, ids: Sequence[str], cache: StateCache | None) -> dict[str, _Saved]:
+    """The sessions' rows (locked on PostgreSQL), their states from the cache where it is sure
+    to have them, else from the database."""
+    rows: list[Row[Any]] = list(conn.execute(_SAVED, {"b_ids": ids}))
+    states: dict[str, dict[str, Any] | None] = {
+        row.id: cache.get(row.id, row.progress_seq)
+        if cache is not None and row.status == "active"
+        else None
+        for row in rows
+    }
+    unknown = [sid for sid, state in states.items() if state is None]
+    if unknown:
+        states.update((row.id, row.state) for row in conn.execute(_STATES, {"b_ids": unknown}))
+    return {row.id: _Saved(row, states[row.id]) for row in rows}
+
+
+def _add_records(
+    conn: Connection,
+    items: Sequence[Advance],
+    results: list[Advanced | BackrubError],
+    asked: Sequence[str],
+) -> None:
+    """Put each asked-for session's record in its results. Inside the transaction: should this
+    fail, nothing of the batch is saved, so each event may be sent again as it was."""
+    found = {row.id: row for row in conn.execute(_RECORDS, {"b_ids": asked})}
+    events = feedback_of(conn, ids=asked)
+    for n, (item, result) in enumerate(zip(items, results, strict=True)):
+        if isinstance(result, Advanced) and item.session_id in found:
+            record = record_of(found[item.session_id], events.get(item.session_id, ()))
+            results[n] = result._replace(record=record)
 
 
 def _apply(

@@ -86,6 +86,8 @@ class EventWriter:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        # Only this writer's thread saves through it.
+        self._remembered = sessions.Remembered()
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="backrub-events", daemon=True)
         self._thread.start()
@@ -146,7 +148,7 @@ class EventWriter:
                 events.append((owner, work.session_id, work.event))
         if not events:
             return answers
-        outcomes = sessions.apply_events(rt.catalogue, engine, events)
+        outcomes = sessions.apply_events(rt.catalogue, engine, events, self._remembered)
         for n, outcome in zip(ready, outcomes, strict=True):
             if not isinstance(outcome, sessions.Outcome):
                 continue  # not applied: the route answers it

@@ -19,7 +19,7 @@ from backrub.core.insights import history_for_planning
 from backrub.core.models import PRESSURE_CEILINGS, Finding, Focus, PlanRequest
 from backrub.core.planner import build_plan, rules_for, validate_request
 from backrub.core.safety import assess, make_finding
-from backrub.store.events import Advance, Change, advance_all
+from backrub.store.events import Advance, Change, StateCache, advance_all
 from backrub.web.schemas import MAX_SEQ
 
 if TYPE_CHECKING:
@@ -198,8 +198,33 @@ def apply_event(
     return done
 
 
+class Remembered:
+    """What the event writer keeps from one batch to the next: each session's saved state (see
+    `StateCache`) and the engine's state it was made from, so that the next event restores
+    neither again. Used by one thread; the oldest entries go first."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.states = StateCache(size)
+        self._size = size
+        self._live: dict[str, tuple[dict[str, Any], engine.LiveState]] = {}
+
+    def live(self, session_id: str, saved: dict[str, Any]) -> engine.LiveState | None:
+        """The engine's state `saved` was made from, if it is the very snapshot kept."""
+        kept = self._live.get(session_id)
+        return kept[1] if kept is not None and kept[0] is saved else None
+
+    def keep(self, session_id: str, saved: dict[str, Any], live: engine.LiveState) -> None:
+        self._live.pop(session_id, None)
+        self._live[session_id] = (saved, live)
+        if len(self._live) > self._size:
+            del self._live[next(iter(self._live))]
+
+
 def apply_events(
-    catalogue: Catalogue, db: Engine, events: Sequence[tuple[str, str, EventBody]]
+    catalogue: Catalogue,
+    db: Engine,
+    events: Sequence[tuple[str, str, EventBody]],
+    remembered: Remembered | None = None,
 ) -> list[Outcome | BackrubError]:
     """Apply (owner, session id, event) triples in order, saved in one transaction; for each,
     the outcome or why it was not applied (a failure of the database itself raises).
@@ -207,31 +232,35 @@ def apply_events(
     An event whose `seq` is not above the saved one, or one for a session that has ended, is
     ignored: a late or repeated send never moves a session backwards. The outcome carries the
     whole session only when the page needs it: the timeline changed, or the event was refused
-    (the page then adopts what the server has).
+    (the page then adopts what the server has). `remembered`: what earlier batches left.
     """
     # What the engine made of each event (skip, extend, feedback), for its answer.
     applied: dict[int, tuple[engine.LiveState, str | None]] = {}
 
-    def change_for(n: int, body: EventBody) -> Callable[[dict[str, Any]], Change]:
+    def change_for(n: int, sid: str, body: EventBody) -> Callable[[dict[str, Any]], Change]:
         def change(saved: dict[str, Any]) -> Change:
             if body.kind in PLAIN and saved.get("format") == engine.STATE_FORMAT:
                 try:
                     return _recorded(saved, body)
                 except (KeyError, TypeError, ValueError):
                     pass  # a damaged state (a hand-edited backup): the engine says what is wrong
-            state, message, new = _applied(catalogue, saved, body)
+            known = remembered.live(sid, saved) if remembered is not None else None
+            state, message, new = _applied(catalogue, saved, body, known)
             applied[n] = (state, message)
+            if remembered is not None:
+                remembered.keep(sid, new.state, state)
             return new
 
         return change
 
     work = [
         # A record is read only for a refused event (advance_all reads it for those).
-        Advance(owner, session_id, body.seq, change_for(n, body), full=False)
+        Advance(owner, session_id, body.seq, change_for(n, session_id, body), full=False)
         for n, (owner, session_id, body) in enumerate(events)
     ]
+    states = remembered.states if remembered is not None else None
     outcomes: list[Outcome | BackrubError] = []
-    for n, done in enumerate(advance_all(db, work)):
+    for n, done in enumerate(advance_all(db, work, states)):
         if isinstance(done, BackrubError):
             outcomes.append(done)
         elif n in applied:  # applied through the engine: skip, extend or feedback
@@ -267,11 +296,16 @@ def _recorded(saved: dict[str, Any], body: EventBody) -> Change:
 
 
 def _applied(
-    catalogue: Catalogue, saved: dict[str, Any], body: EventBody
+    catalogue: Catalogue,
+    saved: dict[str, Any],
+    body: EventBody,
+    restored: engine.LiveState | None = None,
 ) -> tuple[engine.LiveState, str | None, Change]:
     """Skip, extend or feedback (or a saved state in an unknown format): through the engine.
-    Also the message to say after feedback."""
-    restored = engine.state_from_dict(saved)
+    Also the message to say after feedback. `restored`: the engine's state `saved` was made
+    from, when it is known."""
+    if restored is None:
+        restored = engine.state_from_dict(saved)
     at = max(restored.active, body.active)
     state = restored._replace(
         active=at, anchor=None, started=True, fired=restored.fired | frozenset(body.fired)
@@ -291,10 +325,12 @@ def _applied(
     # pause, resume and progress only record the active time and the cues given.
     state = state._replace(seq=body.seq)
     done = int(engine.position(state, at).elapsed)
-    data = engine.state_as_dict(state, at)
+    data = engine.state_as_dict(state, at, like=(restored, saved))
+    # What the snapshot shares with the saved one was checked when that was saved.
+    changed = [key for key, value in data.items() if value is not saved.get(key)]
     if event is None:
-        return state, message, Change(done, data)
-    return state, message, Change(done, data, feedback=event, tender=state.tender)
+        return state, message, Change(done, data, changed=changed)
+    return state, message, Change(done, data, feedback=event, tender=state.tender, changed=changed)
 
 
 def finish(store: SessionStore, session_id: str, body: FinishBody, *, now: datetime) -> Live:
