@@ -39,6 +39,8 @@ class Change(NamedTuple):
     tender: Sequence[str] | None = None
     # The top-level fields of `state` that differ from the saved one, when the caller knows:
     # only they are checked (the rest was checked when it was saved). None: check all of it.
+    # A list the change only extended with its `feedback` event (checked on its own, as it is
+    # stored) need not be named.
     changed: Sequence[str] | None = None
 
 

@@ -328,9 +328,20 @@ def _applied(
     data = engine.state_as_dict(state, at, like=(restored, saved))
     # What the snapshot shares with the saved one was checked when that was saved.
     changed = [key for key, value in data.items() if value is not saved.get(key)]
+    if event is not None and _only_heard(data["feedback"], saved.get("feedback")):
+        changed.remove("feedback")  # the event added is checked on its own (`feedback=`)
     if event is None:
         return state, message, Change(done, data, changed=changed)
     return state, message, Change(done, data, feedback=event, tender=state.tender, changed=changed)
+
+
+def _only_heard(heard: list[Any], before: object) -> bool:
+    """True when `heard` is the saved list, the same items, with one more at its end."""
+    return (
+        isinstance(before, list)
+        and len(heard) == len(before) + 1
+        and all(new is old for new, old in zip(heard, before, strict=False))
+    )
 
 
 def finish(store: SessionStore, session_id: str, body: FinishBody, *, now: datetime) -> Live:
