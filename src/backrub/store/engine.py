@@ -92,7 +92,22 @@ def make_engine(settings: Settings) -> Engine:
         # An unreachable host should be one clear error after seconds, not a hang.
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     # pre_ping: a server restart must not turn into an error in a long-running `backrub serve`.
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True, **_JSON)
+    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True, **_JSON)
+    event.listen(engine, "connect", _postgres_connect)
+    return engine
+
+
+def _postgres_connect(dbapi_connection: Any, _record: object) -> None:
+    # A session's state (several KB, so stored out of line and compressed) is written again at
+    # every save: lz4 compresses it in a fraction of the time of the default, pglz, which kept
+    # the database server busy under load (bench/RESULTS.md). Where the server lacks lz4
+    # (before PostgreSQL 14, or built without it) the default stays.
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET default_toast_compression = 'lz4'")
+        dbapi_connection.commit()
+    except dbapi_connection.Error:
+        dbapi_connection.rollback()
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
