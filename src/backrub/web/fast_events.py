@@ -43,6 +43,7 @@ from backrub.web.schemas import EventBody
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from backrub.store.accounts import User
     from backrub.web.deps import Runtime
 
 LOG = logging.getLogger(__name__)
@@ -140,8 +141,10 @@ class EventWriter:
         answers: list[Answer | None] = [None] * len(batch)
         ready: list[int] = []
         events: list[tuple[str, str, EventBody]] = []
+        # Whose events they are: with accounts on, the batch's sign-ins looked up at once.
+        users = rt.account_service().users_for(w.login for w in batch) if rt.accounts else {}
         for n, work in enumerate(batch):
-            owner = self._owner(work.login)
+            owner = self._owner(work.login, users)
             counted.append(owner if rt.accounts and owner is not None else "")
             if owner is not None:
                 ready.append(n)
@@ -159,13 +162,13 @@ class EventWriter:
                 answers[n] = (500, orjson.dumps({"error": SAVED_BUT_FAULT}), [])
         return answers
 
-    def _owner(self, login: str | None) -> str | None:
-        """Whose event it is: the local profile, or the signed-in person within their limit;
-        None when the route must answer (not signed in, over the limit)."""
+    def _owner(self, login: str | None, users: dict[str, User]) -> str | None:
+        """Whose event it is: the local profile, or the signed-in person (`users`: by sign-in)
+        within their limit; None when the route must answer (not signed in, over the limit)."""
         rt = self.runtime
         if not rt.accounts:
             return LOCAL_OWNER
-        user = rt.account_service().user_for(login)
+        user = users.get(login or "")
         if user is None or not rt.event_limit.allow(user.id):
             return None
         return user.id
