@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import update
 
 from backrub.core.errors import BackrubError, BadInput
 from backrub.core.models import FeedbackEvent
 from backrub.store import NoSuchSession, SessionStore, StoreError
 from backrub.store.events import Advance, Advanced, Change, StateCache, advance_all
+from backrub.store.tables import SessionRow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -439,3 +441,31 @@ def test_a_saved_state_is_compressed_with_lz4_on_postgresql(
             "SELECT pg_column_compression(state) FROM sessions WHERE id = %(id)s", {"id": sid}
         ).scalar_one()
     assert method == "lz4"
+
+
+def test_a_remembered_state_is_not_used_after_the_seq_went_back(
+    store: SessionStore, new_session: Make
+) -> None:
+    """A seq can go back — a restore of an older backup, a database server that lost its last
+    commits — and then someone else's save may reach the very seq the writer remembers: the
+    writer must still read what they saved."""
+    sid = new_session()
+    cache = StateCache()
+    advance_all(store.engine, [event(store, sid, 1, logged("a", 10))], cache)
+    advance_all(store.engine, [event(store, sid, 2, logged("b", 20))], cache)
+    # As an older copy restored over it: seq 1, an earlier state, the time of that copy.
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(SessionRow)
+            .where(SessionRow.id == sid)
+            .values(
+                progress_seq=1, state={"log": ["old"]}, updated_at=datetime(2026, 1, 1, tzinfo=UTC)
+            )
+        )
+    store.advance(sid, seq=2, change=logged("elsewhere", 30), full=False)  # seq 2 again
+    seen: list[dict[str, Any]] = []
+    done = accepted(
+        advance_all(store.engine, [event(store, sid, 3, logged("c", 40, seen=seen))], cache)[0]
+    )
+    assert seen[-1]["log"] == ["old", "elsewhere"]
+    assert done.state["log"] == ["old", "elsewhere", "c"]

@@ -290,6 +290,9 @@ REFUSED: list[tuple[bytes, str | None, int, str]] = [
     (raw(PROGRESS), "text/plain", 422, "The request body must be a JSON object"),
     (raw(PROGRESS), None, 422, "The request body must be a JSON object"),
     (raw(PROGRESS), "application/x-www-form-urlencoded", 422, "The request body must be"),
+    # Nested deeper than the JSON parser goes (a fault, once, before the route saw it).
+    (b'{"kind": ' + b"[" * 5000 + b"]" * 5000 + b"}", JSON_TYPE, 400,
+     "There was an error parsing the body."),
 ]  # fmt: skip
 
 
@@ -318,7 +321,8 @@ def test_every_refusal_is_the_routes_own(
                 for client in (fast, route)
             ]
             same_answer(answers[0], answers[1], content)
-            assert answers[0].status_code == status, (content, answers[0].text)
+            assert_secured(answers[0])
+            assert answers[0].status_code == status, (content[:40], answers[0].text)
             error = answers[0].json()["error"]
             assert error.startswith(sentence), (content, error)
             assert set(answers[0].json()) == {"error"}
@@ -913,3 +917,22 @@ def test_the_app_stops_cleanly_with_events_waiting(
             assert [(f.kind, f.at) for f in record.feedback] == [(heard["feedback"], 25.0)]
     finally:
         store.close()
+
+
+def test_a_fault_outside_the_framework_is_answered_in_json_with_the_headers(
+    api: TestClient, start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path and the security checks run outside FastAPI's own error handling: a fault
+    there still gets the one JSON sentence for a fault, with the security headers."""
+    sid = start(api)["id"]
+
+    def broken(body: bytes) -> None:
+        raise RuntimeError("a bug in the fast path")
+
+    monkeypatch.setattr(fast_events, "_event", broken)
+    response = post_event(api, sid, PROGRESS)
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "Something went wrong inside backrub; nothing more was saved. Try again."
+    }
+    assert_secured(response)

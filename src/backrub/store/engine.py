@@ -101,10 +101,17 @@ def _postgres_connect(dbapi_connection: Any, _record: object) -> None:
     # A session's state (several KB, so stored out of line and compressed) is written again at
     # every save: lz4 compresses it in a fraction of the time of the default, pglz, which kept
     # the database server busy under load (bench/RESULTS.md). Where the server lacks lz4
-    # (before PostgreSQL 14, or built without it) the default stays.
+    # (before PostgreSQL 14, or built without it) the default stays, asked first so that the
+    # server's log does not get an error for every connection.
     try:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET default_toast_compression = 'lz4'")
+            cursor.execute(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+                " WHERE name = 'default_toast_compression'"
+            )
+            found = cursor.fetchone()
+            if found is not None and found[0]:
+                cursor.execute("SET default_toast_compression = 'lz4'")
         dbapi_connection.commit()
     except dbapi_connection.Error:
         dbapi_connection.rollback()

@@ -76,6 +76,7 @@ _SAVED = (
         SessionRow.progress_seq,
         SessionRow.seconds_done,
         SessionRow.tender,
+        SessionRow.updated_at,
     )
     .where(SessionRow.id.in_(_IDS))
     .order_by(SessionRow.id)
@@ -117,23 +118,24 @@ class StateCache:
     need not read and decode it again: a session's state is a JSON document of several KB, and
     decoding it was a tenth of a feedback's cost.
 
-    Trusted only for an active session whose row still has that `seq`: every save of an active
-    session raises it (the seq rule, kept by every writer — another process, the CLI), so an
-    equal `seq` means no one has saved it since. Used by one thread (the event writer); the
-    oldest entries go first. The states are shared, never changed in place.
+    Trusted only for an active session whose row still has the `seq` and the time of that save:
+    a save by anyone else (another process, the CLI) raises the seq and sets the time, and even
+    where a seq can go back — a restore, or a database server that lost its last commits — the
+    time of a save is not made again. Used by one thread (the event writer); the oldest entries
+    go first. The states are shared, never changed in place.
     """
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._kept: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._kept: dict[str, tuple[tuple[int, datetime], dict[str, Any]]] = {}
 
-    def get(self, session_id: str, seq: int) -> dict[str, Any] | None:
+    def get(self, session_id: str, seq: int, saved_at: datetime) -> dict[str, Any] | None:
         kept = self._kept.get(session_id)
-        return kept[1] if kept is not None and kept[0] == seq else None
+        return kept[1] if kept is not None and kept[0] == (seq, saved_at) else None
 
-    def keep(self, session_id: str, seq: int, state: dict[str, Any]) -> None:
+    def keep(self, session_id: str, seq: int, saved_at: datetime, state: dict[str, Any]) -> None:
         self._kept.pop(session_id, None)
-        self._kept[session_id] = (seq, state)
+        self._kept[session_id] = ((seq, saved_at), state)
         if len(self._kept) > self._size:
             del self._kept[next(iter(self._kept))]
 
@@ -141,7 +143,7 @@ class StateCache:
 class _Saved:
     """A session's row as the batch has left it so far."""
 
-    __slots__ = ("done", "owner", "seq", "state", "status", "tender")
+    __slots__ = ("done", "owner", "saved_at", "seq", "state", "status", "tender")
 
     def __init__(self, row: Row[Any], state: dict[str, Any] | None) -> None:
         if state is None:  # gone between the two reads: cannot be, the transaction holds it
@@ -152,6 +154,7 @@ class _Saved:
         self.done: int = row.seconds_done
         self.state: dict[str, Any] = state
         self.tender: list[str] = row.tender
+        self.saved_at: datetime = row.updated_at
 
 
 def advance_all(
@@ -187,6 +190,9 @@ def advance_all(
             except BackrubError as exc:
                 results.append(exc)
         if written:
+            now = datetime.now(UTC)
+            for sid in written:
+                saved[sid].saved_at = now
             conn.execute(_SAVE, [_columns(sid, saved[sid]) for sid in sorted(written)])
         if heard:
             _keep_feedback(conn, heard)
@@ -202,7 +208,7 @@ def advance_all(
     # Only once committed: a batch rolled back leaves the cache as the database is.
     if cache is not None:
         for sid in written:
-            cache.keep(sid, saved[sid].seq, saved[sid].state)
+            cache.keep(sid, saved[sid].seq, saved[sid].saved_at, saved[sid].state)
     return results
 
 
@@ -211,7 +217,7 @@ def _read(conn: Connection, ids: Sequence[str], cache: StateCache | None) -> dic
     to have them, else from the database."""
     rows: list[Row[Any]] = list(conn.execute(_SAVED, {"b_ids": ids}))
     states: dict[str, dict[str, Any] | None] = {
-        row.id: cache.get(row.id, row.progress_seq)
+        row.id: cache.get(row.id, row.progress_seq, row.updated_at)
         if cache is not None and row.status == "active"
         else None
         for row in rows
@@ -274,7 +280,7 @@ def _columns(session_id: str, row: _Saved) -> dict[str, Any]:
         "seconds_done": row.done,
         "state": row.state,
         "tender": row.tender,
-        "updated_at": datetime.now(UTC),
+        "updated_at": row.saved_at,
     }
 
 

@@ -29,7 +29,7 @@ from backrub.core.models import Verdict
 from backrub.store import NoSuchSession, StoreError
 from backrub.web.accounts import SignInRequired, Throttled, WrongPassword
 from backrub.web.schemas import Sentence
-from backrub.web.security import API_PREFIX, secured
+from backrub.web.security import API_PREFIX, SERVER_FAULT, secured
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 PageRenderer = typing.Callable[["Request", int, str], Response]
 
 SIGN_IN_FIRST = "Sign in first: this server keeps each person's sessions in their own account."
-SERVER_FAULT = "Something went wrong inside backrub; nothing more was saved. Try again."
 API_SENTENCES = {
     400: "The request could not be read.",
     404: "There is nothing at this address; the API is described at /api/v1/openapi.json.",
@@ -99,8 +98,8 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
         return RedirectResponse(f"/signin?next={quote(request.url.path, safe='/')}", 303)
 
     async def on_fault(request: Request, exc: Exception) -> Response:
-        # Answered outside the security middleware (Starlette handles server errors last), so
-        # it adds the headers itself; a page gets a bare one, as the templates may be at fault.
+        # The headers are added here too, whatever wraps this: a server error must never go
+        # out without them. A page gets a bare one, as the templates may be at fault.
         response: Response
         if is_api(request):
             response = JSONResponse({"error": SERVER_FAULT}, 500)

@@ -248,7 +248,7 @@ def _event(body: bytes) -> EventBody | None:
     when the model refuses it, so that the route says why."""
     try:
         return EventBody.model_validate(json.loads(body))
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):  # nested too deep for the parser
         return None
 
 

@@ -16,6 +16,7 @@ checks themselves (the player's API calls are measured in bench/).
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from typing import TYPE_CHECKING
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+LOG = logging.getLogger(__name__)
+# The one sentence for a fault in backrub itself (errors.py answers with it too).
+SERVER_FAULT = "Something went wrong inside backrub; nothing more was saved. Try again."
 CSRF_COOKIE = "backrub_csrf"
 # With accounts on (served over HTTPS), the same cookie bound to this exact host and scheme.
 HOSTED_CSRF_COOKIE = "__Host-backrub_csrf"
@@ -118,18 +122,30 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        started = False
 
         async def send_secured(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 add_security_headers(MutableHeaders(scope=message), path)
             await send(message)
 
-        problem = self.refusal(scope)
-        if problem is not None:
-            status, sentence = problem
-            await JSONResponse({"error": sentence}, status)(scope, receive, send_secured)
-            return
-        await self.app(scope, receive, send_secured)
+        try:
+            problem = self.refusal(scope)
+            if problem is not None:
+                status, sentence = problem
+                await JSONResponse({"error": sentence}, status)(scope, receive, send_secured)
+                return
+            await self.app(scope, receive, send_secured)
+        except Exception:
+            # Outermost, outside the framework's own error handling (app.py, BackrubApp): a
+            # fault nothing inside answered still gets a JSON sentence with these headers.
+            if started:
+                raise  # answered already (the framework answers, then raises for the log)
+            LOG.exception("A request failed before anything answered it")
+            fault = JSONResponse({"error": SERVER_FAULT}, 500)
+            await fault(scope, receive, send_secured)
 
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
