@@ -292,7 +292,7 @@ REFUSED: list[tuple[bytes, str | None, int, str]] = [
     (raw(PROGRESS), "application/x-www-form-urlencoded", 422, "The request body must be"),
     # Nested deeper than the JSON parser goes (a fault, once, before the route saw it).
     (b'{"kind": ' + b"[" * 5000 + b"]" * 5000 + b"}", JSON_TYPE, 400,
-     "There was an error parsing the body."),
+     "The request body could not be read as JSON; send one JSON object, nested a few"),
 ]  # fmt: skip
 
 

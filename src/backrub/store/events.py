@@ -115,8 +115,8 @@ _RECORDS = select(*RECORD_COLUMNS).where(SessionRow.id.in_(_IDS))
 
 class StateCache:
     """The state this process last saved for each session, with its `seq` and the time of that
-    save, so that a batch need not read and decode it again: a session's state is a JSON document of several KB, and
-    decoding it was a tenth of a feedback's cost.
+    save, so that a batch need not read and decode it again: a session's state is a JSON
+    document of several KB, and decoding it was a tenth of a feedback's cost.
 
     Trusted only for an active session whose row still has the `seq` and the time of that save:
     a save by anyone else (another process, the CLI) raises the seq and sets the time, and even

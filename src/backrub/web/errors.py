@@ -46,6 +46,14 @@ API_SENTENCES = {
     404: "There is nothing at this address; the API is described at /api/v1/openapi.json.",
     405: "This address does not take {method} requests; see /api/v1/openapi.json.",
 }
+# What the framework says in a phrase of its own, said as backrub says it.
+FRAMEWORK_PHRASES = {
+    # A body JSON cannot hold, such as one nested deeper than the parser goes.
+    "There was an error parsing the body": (
+        "The request body could not be read as JSON; send one JSON object, nested a few levels "
+        "at most."
+    ),
+}
 PAGE_SENTENCES = {
     404: "There is no such page here.",
     405: "This page can only be opened, not sent to.",
@@ -80,6 +88,8 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
         # A route's own sentence is kept; the framework's bare phrase ("Not Found") is not.
         if exc.status_code in sentences and exc.detail == HTTPStatus(exc.status_code).phrase:
             sentence = sentences[exc.status_code].format(method=request.method)
+        elif exc.detail in FRAMEWORK_PHRASES:
+            sentence = FRAMEWORK_PHRASES[exc.detail]
         else:
             sentence = _as_sentence(str(exc.detail))
         response = answer(request, exc.status_code, sentence)
