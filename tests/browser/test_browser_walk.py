@@ -53,7 +53,7 @@ def expect_still(page: Page) -> None:
 
 
 def feedback_kinds(view: dict[str, Any]) -> list[str]:
-    return [event["kind"] for event in view["state"]["feedback"]]
+    return [event["kind"] for event in view["record"]["feedback"]]
 
 
 def is_skip(response: Response) -> bool:
@@ -145,7 +145,7 @@ def test_a_whole_session_from_the_safety_check_to_the_history(
         server.wait_for(session_id, f"the {kind} feedback", recorded(kind, after=before))
     view = server.session(session_id)
     assert feedback_kinds(view) == ["firmer", "softer", "tender"]
-    assert all(event["step"] == 0 for event in view["state"]["feedback"])
+    assert all(event["step"] == 0 for event in view["record"]["feedback"])
     assert view["state"]["tender"] == [plan["steps"][0]["region"]]
 
     # ---- resume, skip (n): step 2, saved ----

@@ -123,7 +123,7 @@ def expect_clean(watch: Watch, where: str) -> None:
 
 
 def feedback_kinds(view: dict[str, Any]) -> list[str]:
-    return [event["kind"] for event in view["state"]["feedback"]]
+    return [event["kind"] for event in view["record"]["feedback"]]
 
 
 def test_a_reload_offline_resumes_where_the_person_was_and_sends_it_all_later(
@@ -183,7 +183,7 @@ def test_a_reload_offline_resumes_where_the_person_was_and_sends_it_all_later(
     view = lite_server.session(session_id)
     assert feedback_kinds(view) == [*feedback_kinds(before), "softer"]
     assert step_at(view) == 2
-    assert view["state"]["feedback"][-1]["step"] == 2
+    assert view["record"]["feedback"][-1]["step"] == 2
     # The page keeps its place once it has adopted the server's answers.
     expect(page.locator("#step-count")).to_have_text(shown[0])
     assert where(page)[0] == shown[0]

@@ -63,14 +63,14 @@ def test_keys_help_howto_and_the_moving_hands(
         ("g", "good", r"."),
         ("T", "tender", r"^Tender spot"),
     ]:
-        before = len(lite_server.session(session_id)["state"]["feedback"])
+        before = len(lite_server.session(session_id)["record"]["feedback"])
         page.keyboard.press(key)
         expect(message).to_have_text(re.compile(said))
         lite_server.wait_for(
             session_id,
             f"the {kind} key",
             lambda view, n=before, k=kind: (
-                len(view["state"]["feedback"]) > n and view["state"]["feedback"][-1]["kind"] == k
+                len(view["record"]["feedback"]) > n and view["record"]["feedback"][-1]["kind"] == k
             ),
         )
 

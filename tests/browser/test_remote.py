@@ -53,7 +53,7 @@ WATCH_TAP = """() => {
 
 
 def feedback_kinds(view: dict[str, Any]) -> list[str]:
-    return [event["kind"] for event in view["state"]["feedback"]]
+    return [event["kind"] for event in view["record"]["feedback"]]
 
 
 def test_the_receivers_softer_reaches_the_giver_through_another_process(

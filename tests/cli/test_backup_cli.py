@@ -70,7 +70,7 @@ def add_session(database: str, tmp_path: Path) -> None:
         store.create(
             started_at=datetime(2025, 1, 1, tzinfo=UTC), mode="self", minutes_planned=20,
             focus=(), verdict="clear", verdict_conditions=(), tension_before=5,
-            plan={"steps": []}, state={},
+            plan={"steps": []}, state={"active": 0.0, "started": False, "fired": [], "seq": 0},
         )  # fmt: skip
     finally:
         store.close()

@@ -101,6 +101,7 @@ def test_a_saved_state_holds_every_field_as_the_generic_conversion_would() -> No
     assert state.feedback and state.tender and state.rules.region_caps and state.fired
     saved = engine.state_as_dict(state, clock.tick(2))
     generic = as_plain(state._replace(active=engine.active_time(state, clock.now()), anchor=None))
+    del generic["feedback"]  # kept by the store as the session's record, not in the state
     assert saved == {**generic, "fired": sorted(state.fired), "format": engine.STATE_FORMAT}
     assert json.loads(json.dumps(saved)) == saved
 
@@ -161,7 +162,8 @@ def test_save_and_restore_mid_step_resumes_exactly_where_it_was() -> None:
     assert after.elapsed == pytest.approx(before.elapsed)
     assert not after.running  # a restored session waits for the person to resume
     assert restored.steps == state.steps and restored.tender == state.tender
-    assert restored.feedback == state.feedback
+    # What was heard is the store's to keep (the session's record), not the state's.
+    assert state.feedback and "feedback" not in saved and restored.feedback == ()
     restored = engine.resume(restored, later.now())
     restored, cues = engine.due(restored, later.now())
     assert cues == []  # nothing already said is said again

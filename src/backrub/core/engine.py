@@ -53,6 +53,7 @@ class LiveState(NamedTuple):
     started: bool = False
     stopped: bool = False
     fired: frozenset[str] = frozenset()
+    # Heard since the state was made or restored (a snapshot leaves it out: `state_as_dict`).
     feedback: tuple[FeedbackEvent, ...] = ()
     tender: tuple[str, ...] = ()
     # Bumped by every change, so a store can refuse a save older than the one it has.
@@ -288,10 +289,14 @@ def state_as_dict(
     Field by field rather than through `as_plain`: it runs at every feedback, skip and extend,
     and the generic walk cost several times more (tests check the two agree).
 
+    The feedback heard is not part of it: a store keeps those events apart (they are the
+    session's record), and in a snapshot they were a list that grew all session and was written
+    again at every save. A restored state has heard nothing (`state_from_dict`).
+
     `like`: the state this one was made from, and its snapshot (as made here, or as read back
-    from JSON). What the two states share — the same steps, rules, feedback heard — is taken
-    from that snapshot rather than made again: a feedback changes a few steps and adds one
-    event to a list that grows all session (tests check the result is the same).
+    from JSON). What the two states share — the same steps, rules, durations — is taken from
+    that snapshot rather than made again: a feedback changes a few steps (tests check the result
+    is the same).
     """
     old, data = like if like is not None else (None, {})
     rules = state.rules
@@ -317,7 +322,6 @@ def state_as_dict(
         "fired": data["fired"]
         if old is not None and state.fired == old.fired
         else sorted(state.fired),
-        "feedback": _feedback_as_dicts(state, old, data),
         "tender": list(state.tender),
         "seq": state.seq,
         "format": STATE_FORMAT,
@@ -336,24 +340,10 @@ def _steps_as_dicts(
     ]
 
 
-def _feedback_as_dicts(
-    state: LiveState, old: LiveState | None, data: dict[str, Any]
-) -> list[dict[str, Any]]:
-    heard = 0 if old is None else len(old.feedback)
-    if old is None or state.feedback[:heard] != old.feedback:
-        return [_event_as_dict(event) for event in state.feedback]
-    return [*data["feedback"], *(_event_as_dict(event) for event in state.feedback[heard:])]
-
-
 def _step_as_dict(step: Step) -> dict[str, Any]:
     data = step._asdict()
     data["avoid"] = list(step.avoid)
     return data
-
-
-def _event_as_dict(event: FeedbackEvent) -> dict[str, Any]:
-    # A literal: twice as fast as `_asdict`, for a list that grows all session.
-    return {"kind": event.kind, "at": event.at, "step": event.step, "region": event.region}
 
 
 def state_from_dict(data: dict[str, Any]) -> LiveState:
@@ -377,7 +367,6 @@ def state_from_dict(data: dict[str, Any]) -> LiveState:
             started=bool(data["started"]),
             stopped=bool(data["stopped"]),
             fired=frozenset(data["fired"]),
-            feedback=tuple(FeedbackEvent(**e) for e in data["feedback"]),
             tender=tuple(data["tender"]),
             seq=int(data["seq"]),
         )

@@ -3,7 +3,7 @@
 The file is JSON lines, gzip'd, and the same whether it comes from SQLite or PostgreSQL, so a
 backup of one restores into the other:
 
-    {"format": "backrub-backup", "version": 1, "schema": "0002", "created_at": "…"}
+    {"format": "backrub-backup", "version": 1, "schema": "0003", "created_at": "…"}
     {"table": "users", "row": {"id": "…", "email": "…", "password_hash": "$argon2id$…", …}}
     …                                    (users, sessions, logins, feedback_events, remotes)
     {"end": {"users": 2, "sessions": 14, "logins": 1, "feedback_events": 40, "remotes": 0}}
@@ -12,6 +12,9 @@ Dates are ISO 8601 in UTC; JSON columns are kept as they are; parents come befor
 children. The closing row counts notice a file that was cut short. Two tables are left out
 because their rows live for seconds to an hour and mean nothing on another server: failed
 sign-ins (throttling counts) and the receiver's remote's waiting messages.
+
+A backup of the schema before (0002, where a session's state was one document) is restored too:
+its sessions are moved to this schema's shape as the migration to 0003 moved them.
 
 Every row is validated before anything is written (the same rules the store applies when it
 saves, plus each column's size), so a damaged or hostile file is one `BackupError` sentence.
@@ -27,12 +30,13 @@ import zlib
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import Integer, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from backrub.core.models import Focus
+from backrub.store import saved_state
 from backrub.store import validation as check
 from backrub.store.engine import guarded, transaction
 from backrub.store.errors import StoreError
@@ -67,6 +71,9 @@ _DEEPEST = 64
 # A reason quotes the value it refuses: only so much of it.
 _REASON_MAX = 300
 _GZIP_MAGIC = b"\x1f\x8b"
+# The schema before this one, whose backups are restored too (see `_session_from_0002`).
+OLDER_SCHEMA = "0002"
+PROGRESS_COLUMNS = saved_state.Progress._fields
 
 
 class BackupError(StoreError):
@@ -202,6 +209,7 @@ def _session(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:
         "tender": check.ids("The tender areas", row["tender"]),
         "plan": check.plain_data("plan", row["plan"]),
         "state": check.plain_data("session state", row["state"]),
+        **saved_state.progress(row)._asdict(),
         "updated_at": _moment("The update time", row["updated_at"]),
     }
 
@@ -282,7 +290,7 @@ def read_backup(stream: IO[bytes]) -> Iterator[tuple[Table, dict[str, Any]]]:
     stream.seek(0)
     lines = _lines(gzip.GzipFile(fileobj=stream, mode="rb") if gzipped else stream)
     number, first = next(lines, (1, None))
-    _header(first)
+    older = _header(first) != SCHEMA_HEAD
     seen = _Seen()
     counts = dict.fromkeys(TABLES, 0)
     current = 0
@@ -304,7 +312,10 @@ def read_backup(stream: IO[bytes]) -> Iterator[tuple[Table, dict[str, Any]]]:
                 )
             current = index
             kind = KINDS[index]
-            values = kind.validate(_fields(record["row"], kind.table), seen)
+            row = record["row"]
+            if older and kind.validate is _session:
+                row = _session_from_0002(row)
+            values = kind.validate(_fields(row, kind.table), seen)
         except (_Problem, StoreError) as problem:
             raise _damaged(number, problem) from None
         counts[kind.table.name] += 1
@@ -377,7 +388,18 @@ def _not_a_backup() -> BackupError:
     )
 
 
-def _header(first: object) -> None:
+def _session_from_0002(row: object) -> object:
+    """A session row of schema 0002 in this schema's shape (a row that is not one is left to
+    be refused as it is)."""
+    older = {c.name for c in _TABLE[SessionRow.__tablename__].columns} - set(PROGRESS_COLUMNS)
+    if not isinstance(row, dict) or set(row) != older:
+        return row
+    doc, progress = saved_state.from_older(row["state"], row["seconds_done"])
+    return {**row, "state": doc, **progress._asdict()}
+
+
+def _header(first: object) -> str:
+    """The schema of the backup whose first line is `first`, if this backrub restores it."""
     if not isinstance(first, dict) or first.get("format") != FORMAT:
         raise _not_a_backup()
     version, schema = first.get("version"), first.get("schema")
@@ -388,18 +410,20 @@ def _header(first: object) -> None:
             f"The backup was written by a newer backrub (backup format {version}; this backrub "
             f"reads format {VERSION}), so upgrade backrub to restore it; nothing was restored."
         )
-    if schema != SCHEMA_HEAD:
-        newer = (
-            isinstance(schema, str)
-            and schema.isascii()
-            and schema.isdigit()
-            and int(schema) > int(SCHEMA_HEAD)
-        )
-        todo = "upgrade backrub" if newer else "use the backrub that wrote it"
-        raise BackupError(
-            f"The backup holds database schema {str(schema)[:20]!r} and this backrub has schema "
-            f"{SCHEMA_HEAD!r}, so {todo} to restore it; nothing was restored."
-        )
+    if schema in (SCHEMA_HEAD, OLDER_SCHEMA):
+        return cast("str", schema)
+    newer = (
+        isinstance(schema, str)
+        and schema.isascii()
+        and schema.isdigit()
+        and int(schema) > int(SCHEMA_HEAD)
+    )
+    todo = "upgrade backrub" if newer else "use the backrub that wrote it"
+    raise BackupError(
+        f"The backup holds database schema {str(schema)[:20]!r} and this backrub restores "
+        f"schemas {OLDER_SCHEMA!r} and {SCHEMA_HEAD!r}, so {todo} to restore it; "
+        "nothing was restored."
+    )
 
 
 def _end(end: object, counts: dict[str, int]) -> None:

@@ -97,6 +97,33 @@ def make_engine(settings: Settings) -> Engine:
     return engine
 
 
+# Set on an engine whose connections commit without waiting for the disk (`writer_engine`).
+ASYNC_COMMIT = "backrub_async_commit"
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """An engine of one connection for a thread that does nothing but save the player's events
+    (web/fast_events.py), on PostgreSQL; `engine` itself on SQLite, where a second engine would
+    only be a second writer to wait for.
+
+    Every round trip to the database server is time that thread waits while requests queue
+    behind it, so this engine saves two per transaction: no ping before each (a connection the
+    server dropped fails that one batch, which is then saved again through `engine`, with its
+    ping; the failed connection is replaced for the next), and no `SET LOCAL
+    synchronous_commit` in each — the connection has it off for good (see `events.advance_all`).
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    connect_args: dict[str, Any] = {"options": "-c synchronous_commit=off"}
+    if "connect_timeout" not in engine.url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    writer = create_engine(
+        engine.url, connect_args=connect_args, pool_size=1, max_overflow=0, **_JSON
+    )
+    event.listen(writer, "connect", _postgres_connect)
+    return writer.execution_options(**{ASYNC_COMMIT: True})
+
+
 def _postgres_connect(dbapi_connection: Any, _record: object) -> None:
     # A session's state (several KB, so stored out of line and compressed) is written again at
     # every save: lz4 compresses it in a fraction of the time of the default, pglz, which kept

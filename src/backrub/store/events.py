@@ -12,12 +12,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import bindparam, insert, select, update
+import orjson
+from sqlalchemy import bindparam, insert, select, text, update
 
 from backrub.core.errors import BackrubError
 from backrub.core.models import FeedbackEvent, Focus, SessionRecord
+from backrub.store import saved_state
 from backrub.store import validation as check
-from backrub.store.engine import transaction
+from backrub.store.engine import ASYNC_COMMIT, transaction
 from backrub.store.errors import NoSuchSession
 from backrub.store.tables import FeedbackRow, SessionRow
 
@@ -77,21 +79,56 @@ _SAVED = (
         SessionRow.seconds_done,
         SessionRow.tender,
         SessionRow.updated_at,
+        SessionRow.active,
+        SessionRow.started,
+        SessionRow.fired,
     )
     .where(SessionRow.id.in_(_IDS))
     .order_by(SessionRow.id)
     .with_for_update()
 )
 _STATES = select(SessionRow.id, SessionRow.state).where(SessionRow.id.in_(_IDS))
-_SAVE = update(SessionRow).where(
-    (SessionRow.id == bindparam("b_id")) & (SessionRow.owner == bindparam("b_owner"))
+_PROGRESS: dict[str, BindParameter[Any]] = {
+    "progress_seq": bindparam("b_seq"),
+    "seconds_done": bindparam("b_done"),
+    "active": bindparam("b_active"),
+    "started": bindparam("b_started"),
+    "fired": bindparam("b_fired"),
+    "tender": bindparam("b_tender"),
+    "updated_at": bindparam("b_saved_at"),
+}
+_SAVE = (
+    update(SessionRow)
+    .where((SessionRow.id == bindparam("b_id")) & (SessionRow.owner == bindparam("b_owner")))
+    .values(_PROGRESS)
 )
+_SAVE_WHOLE = _SAVE.values(state=bindparam("b_state"))
+# The same on PostgreSQL, for a batch in one parameter: its rows as a JSON array (`_write`).
+_PG_ROWS = (
+    "FROM json_to_recordset(CAST(:b_rows AS json)) AS b(id text, owner text, seq integer, "
+    "done integer, active float8, started boolean, fired json, tender json, saved_at timestamptz"
+)
+_PG_SET = (
+    "UPDATE sessions AS s SET progress_seq = b.seq, seconds_done = b.done, active = b.active, "
+    "started = b.started, fired = b.fired, tender = b.tender, updated_at = b.saved_at"
+)
+_PG_WHERE = " WHERE s.id = b.id AND s.owner = b.owner"
+_PG_SAVE = text(f"{_PG_SET} {_PG_ROWS}){_PG_WHERE}")
+_PG_SAVE_WHOLE = text(f"{_PG_SET}, state = b.state {_PG_ROWS}, state json){_PG_WHERE}")
 _FEEDBACK = select(
     FeedbackRow.session_id, FeedbackRow.kind, FeedbackRow.at, FeedbackRow.step, FeedbackRow.region
 ).order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
 _FEEDBACK_OF = _FEEDBACK.where(FeedbackRow.session_id.in_(_IDS))
 _SAME_MOMENTS = _FEEDBACK.where(
     FeedbackRow.session_id.in_(_IDS), FeedbackRow.at.in_(bindparam("b_ats", expanding=True))
+)
+# A session's state, in the columns that keep it (see `joined`).
+STATE_COLUMNS = (
+    SessionRow.state,
+    SessionRow.active,
+    SessionRow.started,
+    SessionRow.fired,
+    SessionRow.progress_seq,
 )
 # What a SessionRecord needs (the store reads the plan and state only when asked for them).
 RECORD_COLUMNS = (
@@ -140,10 +177,16 @@ class StateCache:
             del self._kept[next(iter(self._kept))]
 
 
+def joined(row: Row[Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """The state as the store's callers see it, from a row with `STATE_COLUMNS` but its
+    document, and that document."""
+    return saved_state.join(doc, row.active, row.started, row.fired, row.progress_seq)
+
+
 class _Saved:
     """A session's row as the batch has left it so far."""
 
-    __slots__ = ("done", "owner", "saved_at", "seq", "state", "status", "tender")
+    __slots__ = ("done", "new_doc", "owner", "saved_at", "seq", "state", "status", "tender")
 
     def __init__(self, row: Row[Any], state: dict[str, Any] | None) -> None:
         if state is None:  # gone between the two reads: cannot be, the transaction holds it
@@ -155,6 +198,8 @@ class _Saved:
         self.state: dict[str, Any] = state
         self.tender: list[str] = row.tender
         self.saved_at: datetime = row.updated_at
+        # True once an event changed more than the progress: the document is written too.
+        self.new_doc = False
 
 
 def advance_all(
@@ -176,10 +221,11 @@ def advance_all(
     ids = sorted({item.session_id for item in items})
     results: list[Advanced | BackrubError] = []
     with transaction(engine, write=True) as conn:
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and not conn.get_execution_options().get(ASYNC_COMMIT):
             # Waiting for the disk made the server sit idle under load. Off for these saves
             # only: what SQLite's WAL mode promises (store/engine.py) — a crash of the
             # database server may lose the last fraction of a second, never corrupt anything.
+            # (The event writer's own connection has it off already: `writer_engine`.)
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         saved = _read(conn, ids, cache)
         written: set[str] = set()
@@ -193,7 +239,7 @@ def advance_all(
             now = datetime.now(UTC)
             for sid in written:
                 saved[sid].saved_at = now
-            conn.execute(_SAVE, [_columns(sid, saved[sid]) for sid in sorted(written)])
+            _write(conn, [_columns(sid, saved[sid]) for sid in sorted(written)])
         if heard:
             _keep_feedback(conn, heard)
         asked = sorted(
@@ -224,7 +270,10 @@ def _read(conn: Connection, ids: Sequence[str], cache: StateCache | None) -> dic
     }
     unknown = [sid for sid, state in states.items() if state is None]
     if unknown:
-        states.update((row.id, row.state) for row in conn.execute(_STATES, {"b_ids": unknown}))
+        docs: dict[str, dict[str, Any]] = {
+            row.id: row.state for row in conn.execute(_STATES, {"b_ids": unknown})
+        }
+        states.update((row.id, joined(row, docs[row.id])) for row in rows if row.id in docs)
     return {row.id: _Saved(row, states[row.id]) for row in rows}
 
 
@@ -267,21 +316,51 @@ def _apply(
         check.feedback(new.feedback)
         heard.append((item.session_id, new.feedback))
     row.seq, row.done, row.state, row.tender = seq, done, state, tender
+    if new.changed is None or not saved_state.PROGRESS.issuperset(new.changed):
+        row.new_doc = True
     written.add(item.session_id)
     return Advanced(accepted=True, state=state)
 
 
 def _columns(session_id: str, row: _Saved) -> dict[str, Any]:
-    """What the batch writes for one session: where its events have left it."""
-    return {
+    """What the batch writes for one session: where its events have left it — the progress,
+    and the state's document only when an event changed more than that."""
+    active, started, fired = saved_state.progress(row.state)
+    values = {
         "b_id": session_id,
         "b_owner": row.owner,
-        "progress_seq": row.seq,
-        "seconds_done": row.done,
-        "state": row.state,
-        "tender": row.tender,
-        "updated_at": row.saved_at,
+        "b_seq": row.seq,
+        "b_done": row.done,
+        "b_active": active,
+        "b_started": started,
+        "b_fired": fired,
+        "b_tender": row.tender,
+        "b_saved_at": row.saved_at,
     }
+    if row.new_doc:
+        values["b_state"] = saved_state.document(row.state)
+    return values
+
+
+def _write(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Save the rows `_columns` made: two statements at most, the sessions whose document
+    changed and the others, each writing the same columns for all its rows."""
+    for whole in (False, True):
+        batch = [r for r in rows if ("b_state" in r) is whole]
+        if not batch:
+            continue
+        if conn.dialect.name == "postgresql":
+            # One statement for all the rows: as many UPDATEs (executemany) cost the database
+            # server a parse and plan each, three times as long for a batch (bench/RESULTS.md).
+            conn.execute(_PG_SAVE_WHOLE if whole else _PG_SAVE, {"b_rows": _json_rows(batch)})
+        else:
+            conn.execute(_SAVE_WHOLE if whole else _SAVE, batch)
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(
+        [{k.removeprefix("b_"): v for k, v in row.items()} for row in rows]
+    ).decode()
 
 
 def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]]) -> None:

@@ -13,16 +13,19 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import delete, insert, select, update
 
 from backrub.core.errors import BackrubError
+from backrub.store import saved_state
 from backrub.store import validation as check
 from backrub.store.engine import make_engine, transaction
 from backrub.store.errors import NoSuchSession, StoreError
 from backrub.store.events import (
     RECORD_COLUMNS,
+    STATE_COLUMNS,
     Advance,
     Advanced,
     Change,
     advance_all,
     feedback_of,
+    joined,
     record_of,
 )
 from backrub.store.migration import SCHEMA_HEAD, migrate
@@ -108,7 +111,7 @@ class SessionStore:
             "note": None,
             "tender": [],
             "plan": check.plain_data("plan", plan),
-            "state": check.plain_data("session state", state),
+            **self._state_columns(state),
             "updated_at": _now(),
         }
         with transaction(self.engine, write=True) as conn:
@@ -253,11 +256,11 @@ class SessionStore:
     def plan_and_state(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         with transaction(self.engine, write=False) as conn:
             row = conn.execute(
-                select(SessionRow.plan, SessionRow.state).where(self._mine(session_id))
+                select(SessionRow.plan, *STATE_COLUMNS).where(self._mine(session_id))
             ).first()
         if row is None:
             raise NoSuchSession(session_id)
-        return row.plan, row.state
+        return row.plan, joined(row, row.state)
 
     def latest_unfinished(self) -> str | None:
         """The newest session of this owner that is still active, to offer resuming it."""
@@ -323,7 +326,10 @@ class SessionStore:
             )
         sessions = []
         for row in rows:
-            data = {k: v for k, v in row._asdict().items() if k != "owner"}
+            # The state whole, as the store's callers see it (not its columns).
+            parts = ("owner", *saved_state.Progress._fields)
+            data = {k: v for k, v in row._asdict().items() if k not in parts}
+            data["state"] = joined(row, row.state)
             for key in ("started_at", "ended_at", "updated_at"):
                 data[key] = data[key].isoformat() if data[key] is not None else None
             data["feedback"] = [e._asdict() for e in events.get(row.id, ())]
@@ -372,14 +378,18 @@ class SessionStore:
             raise NoSuchSession(session_id)
         return row.status, row.progress_seq, row.started_at
 
-    @staticmethod
-    def _progress(
-        *, seq: int, seconds_done: int, state: dict[str, Any], whole: bool = True
-    ) -> dict[str, Any]:
-        """The columns a save writes; `whole=False` when the caller checked the state."""
+    @classmethod
+    def _progress(cls, *, seq: int, seconds_done: int, state: dict[str, Any]) -> dict[str, Any]:
+        """The columns a save writes."""
         return {
             "progress_seq": check.whole("The save's sequence number", seq, 0),
             "seconds_done": check.whole("Seconds done", seconds_done, 0),
-            "state": check.plain_data("session state", state) if whole else state,
+            **cls._state_columns(state),
             "updated_at": _now(),
         }
+
+    @staticmethod
+    def _state_columns(state: dict[str, Any]) -> dict[str, Any]:
+        """The state in the columns that keep it (store/saved_state.py), checked."""
+        doc, progress = saved_state.split(check.plain_data("session state", state))
+        return {"state": doc, **progress._asdict()}

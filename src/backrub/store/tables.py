@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -94,7 +96,15 @@ class SessionRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
     tender: Mapped[list[str]] = mapped_column(JSON)
     plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The engine's saved state but for its progress, which has the columns below: a progress
+    # save writes them, and this document only when the timeline changed (store/saved_state.py).
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Seconds of active time (not paused) so far; whether the session has begun; the ids of
+    # the cues given.
+    # (The defaults filled the rows schema 0003 found; the store always writes all three.)
+    active: Mapped[float] = mapped_column(Float, server_default="0")
+    started: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    fired: Mapped[list[str]] = mapped_column(JSON, server_default="[]")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
@@ -126,7 +136,7 @@ class FeedbackRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+        String(32), ForeignKey("sessions.id", ondelete="CASCADE")
     )
     kind: Mapped[str] = mapped_column(String(16))
     # Seconds of active session time.
@@ -135,6 +145,9 @@ class FeedbackRow(Base):
     region: Mapped[str] = mapped_column(String(REGION_MAX))
 
     __table_args__ = (
+        # A session's events in the order heard; a new event is looked for among those at its
+        # moment (a repeated send), not among all the session's.
+        Index("ix_feedback_events_session_id_at", "session_id", "at"),
         CheckConstraint("kind IN ('good', 'softer', 'firmer', 'tender')", name="kind"),
         CheckConstraint("at >= 0", name="at"),
         CheckConstraint("step >= 0", name="step"),

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
+from backrub.store.engine import writer_engine
 from backrub.web import sessions
 from backrub.web.accounts import LOGIN_COOKIE
 from backrub.web.deps import LOCAL_OWNER
@@ -87,7 +88,10 @@ class EventWriter:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # Only this writer's thread saves through it.
+        if runtime.engine is None:
+            raise RuntimeError("the event writer starts once the database is open")
+        # Only this writer's thread saves through them.
+        self._engine = writer_engine(runtime.engine)
         self._remembered = sessions.Remembered()
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="backrub-events", daemon=True)
@@ -104,6 +108,8 @@ class EventWriter:
         """Save what is waiting, then stop."""
         self._queue.put(None)
         self._thread.join()
+        if self._engine is not self.runtime.engine:
+            self._engine.dispose()
 
     def _run(self) -> None:
         while True:
@@ -135,8 +141,7 @@ class EventWriter:
         """The answers' bytes; None for an event the route must answer. `counted` gets, for each
         event in turn, the person it was counted against ("" for none)."""
         rt = self.runtime
-        engine = rt.engine
-        if engine is None:  # the app is shutting down
+        if rt.engine is None:  # the app is shutting down
             return [None] * len(batch)
         answers: list[Answer | None] = [None] * len(batch)
         ready: list[int] = []
@@ -151,7 +156,7 @@ class EventWriter:
                 events.append((owner, work.session_id, work.event))
         if not events:
             return answers
-        outcomes = sessions.apply_events(rt.catalogue, engine, events, self._remembered)
+        outcomes = sessions.apply_events(rt.catalogue, self._engine, events, self._remembered)
         for n, outcome in zip(ready, outcomes, strict=True):
             if not isinstance(outcome, sessions.Outcome):
                 continue  # not applied: the route answers it

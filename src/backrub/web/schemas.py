@@ -234,9 +234,9 @@ class EventAnswer(BaseModel):
     # Only when `accepted` is false.
     id: str | None = None
     record: RecordOut | None = None
-    # The saved state but its `feedback` (the page does not use it; the session's view has it).
+    # The saved state. No cues: the page makes them from the steps and durations (as the
+    # session's view has them).
     state: dict[str, Any]
-    cues: list[CueOut]
     durations: list[float]
     total: float
     active: float

@@ -157,7 +157,7 @@ def timeline(state: engine.LiveState) -> dict[str, Any]:
 
 def answer(outcome: Outcome) -> dict[str, Any]:
     """`EventAnswer`: the session as `SessionView` has it but for the plan, which an event never
-    changes (the page has it), and the state's feedback, with `accepted` and `message` — and,
+    changes (the page has it), and the cues, with `accepted` and `message` — and,
     only for a refused event, its record (it may have ended); or, for an accepted progress save,
     pause or resume, `EventSaved` — what the page does not know."""
     if outcome.live is None:
@@ -169,11 +169,16 @@ def answer(outcome: Outcome) -> dict[str, Any]:
             "fired": state["fired"],
             "message": None,
         }
+    live = outcome.live
     full = {
-        # As saved (`engine.state_as_dict(outcome.live)`, not made again) but for the feedback
-        # heard, which the page does not use: the longest part of a state by the session's end.
-        "state": {k: v for k, v in outcome.state.items() if k != "feedback"},
-        **timeline(outcome.live),
+        # As saved (`engine.state_as_dict(outcome.live)`), not made again.
+        "state": outcome.state,
+        # Not the cues: the page makes them from the steps and durations as the engine does
+        # (timeline.js `schedule`, tested against `engine.schedule`), and they were a third of
+        # the answer, made, encoded and compressed at every feedback.
+        "durations": list(live.durations),
+        "total": engine.total(live),
+        "active": live.active,
         "accepted": outcome.accepted,
         "message": outcome.message,
     }
@@ -328,20 +333,9 @@ def _applied(
     data = engine.state_as_dict(state, at, like=(restored, saved))
     # What the snapshot shares with the saved one was checked when that was saved.
     changed = [key for key, value in data.items() if value is not saved.get(key)]
-    if event is not None and _only_heard(data["feedback"], saved.get("feedback")):
-        changed.remove("feedback")  # the event added is checked on its own (`feedback=`)
     if event is None:
         return state, message, Change(done, data, changed=changed)
     return state, message, Change(done, data, feedback=event, tender=state.tender, changed=changed)
-
-
-def _only_heard(heard: list[Any], before: object) -> bool:
-    """True when `heard` is the saved list, the same items, with one more at its end."""
-    return (
-        isinstance(before, list)
-        and len(heard) == len(before) + 1
-        and all(new is old for new, old in zip(heard, before, strict=False))
-    )
 
 
 def finish(store: SessionStore, session_id: str, body: FinishBody, *, now: datetime) -> Live:

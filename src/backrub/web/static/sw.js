@@ -129,6 +129,9 @@ async function keepEventAnswer(request, sessionPath) {
     // A full answer has all of the session but its plan, which no event changes: kept from before.
     const kept = answer && answer.state ? { ...(before || {}), ...answer } : withSaved(before, answer);
     if (!kept || (before && seqOf(before) > seqOf(kept))) return;
+    // A full answer carries no cues (the page makes them from its steps and durations): the
+    // cached ones were made for the timeline before it, so they go.
+    if (answer.state && !("cues" in answer)) delete kept.cues;
     const headers = { "Content-Type": "application/json", "Cache-Control": "no-store" };
     await cache.put(sessionKey(sessionPath), new Response(JSON.stringify(kept), { headers }));
   }).catch(() => {});

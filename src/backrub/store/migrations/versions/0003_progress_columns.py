@@ -1,0 +1,125 @@
+"""A session's progress in columns of its own, beside its state document; feedback indexed by
+moment.
+
+The active time, whether the session has started and the cues given move out of the `state`
+document into `active`, `started` and `fired`, so a progress save writes them alone; the
+feedback heard leaves the document (it is kept as `feedback_events` rows already). See
+backrub/store/saved_state.py. The index on `feedback_events.session_id` becomes one on
+(`session_id`, `at`).
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-05
+
+Keep backrub.store.migration.SCHEMA_HEAD equal to the newest revision.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from backrub.store.saved_state import from_older
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+BATCH = 500
+# The tables as these steps see them, whatever later revisions make of them.
+_SESSIONS = sa.table(
+    "sessions",
+    sa.column("id", sa.String),
+    sa.column("seconds_done", sa.Integer),
+    sa.column("progress_seq", sa.Integer),
+    sa.column("state", sa.JSON),
+    sa.column("active", sa.Float),
+    sa.column("started", sa.Boolean),
+    sa.column("fired", sa.JSON),
+)
+_FEEDBACK = sa.table(
+    "feedback_events",
+    sa.column("id", sa.Integer),
+    sa.column("session_id", sa.String),
+    sa.column("kind", sa.String),
+    sa.column("at", sa.Float),
+    sa.column("step", sa.Integer),
+    sa.column("region", sa.String),
+)
+
+
+def upgrade() -> None:
+    op.add_column("sessions", sa.Column("active", sa.Float(), nullable=False, server_default="0"))
+    op.add_column(
+        "sessions", sa.Column("started", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    op.add_column("sessions", sa.Column("fired", sa.JSON(), nullable=False, server_default="[]"))
+    conn = op.get_bind()
+    rows = conn.execute(sa.select(_SESSIONS.c.id, _SESSIONS.c.seconds_done, _SESSIONS.c.state))
+    changes = []
+    for row in rows.all():
+        doc, progress = from_older(row.state, row.seconds_done)
+        changes.append(
+            {
+                "b_id": row.id,
+                "b_state": doc,
+                "b_active": progress.active,
+                "b_started": progress.started,
+                "b_fired": progress.fired,
+            }
+        )
+    _update(conn, changes)
+    op.drop_index("ix_feedback_events_session_id", table_name="feedback_events")
+    op.create_index(
+        "ix_feedback_events_session_id_at", "feedback_events", ["session_id", "at"], unique=False
+    )
+
+
+def downgrade() -> None:
+    conn = op.get_bind()
+    heard: dict[str, list[dict[str, object]]] = {}
+    events = conn.execute(
+        sa.select(_FEEDBACK).order_by(_FEEDBACK.c.session_id, _FEEDBACK.c.at, _FEEDBACK.c.id)
+    )
+    for event in events:
+        heard.setdefault(event.session_id, []).append(
+            {"kind": event.kind, "at": event.at, "step": event.step, "region": event.region}
+        )
+    rows = conn.execute(sa.select(_SESSIONS)).all()
+    changes = [
+        {
+            "b_id": row.id,
+            "b_state": {
+                **row.state,
+                "active": row.active,
+                "anchor": None,
+                "started": row.started,
+                "fired": row.fired,
+                "feedback": heard.get(row.id, []),
+                "seq": row.progress_seq,
+            }
+            if isinstance(row.state, dict)
+            else row.state,
+        }
+        for row in rows
+    ]
+    _update(conn, changes)
+    op.drop_index("ix_feedback_events_session_id_at", table_name="feedback_events")
+    op.create_index(
+        "ix_feedback_events_session_id", "feedback_events", ["session_id"], unique=False
+    )
+    for name in ("fired", "started", "active"):
+        op.drop_column("sessions", name)
+
+
+def _update(conn: sa.Connection, changes: list[dict[str, object]]) -> None:
+    for start in range(0, len(changes), BATCH):
+        batch = changes[start : start + BATCH]
+        names = [k.removeprefix("b_") for k in batch[0] if k != "b_id"]
+        conn.execute(
+            sa.update(_SESSIONS)
+            .where(_SESSIONS.c.id == sa.bindparam("b_id"))
+            .values({k: sa.bindparam(f"b_{k}") for k in names}),
+            batch,
+        )
