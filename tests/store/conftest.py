@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import func, select
+from store_states import engine_state
 
 from backrub.config import Settings
 from backrub.core.models import Focus
@@ -72,7 +73,8 @@ def session_values(**overrides: Any) -> dict[str, Any]:
         "verdict_conditions": ("sunburn",),
         "tension_before": 7,
         "plan": {"minutes": 30, "steps": [{"index": 0, "pressure": 2, "seconds": 120}]},
-        "state": {"step": 0, "elapsed": 0.0, "paused": False, "tender": []},
+        # As the engine saves a session it has just made: not started, seq 0.
+        "state": engine_state(),
     }
     values.update(overrides)
     return values

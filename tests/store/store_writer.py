@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from store_states import state_at
+
 from backrub.config import Settings
 from backrub.core.models import FeedbackEvent
 from backrub.store import SessionStore, open_store
@@ -39,7 +41,7 @@ def main(mode: str, url: str, session_id: str, *numbers: str) -> None:
         seq = first + n * step
         if mode == "progress":
             applied += store.save_progress(
-                session_id, seq=seq, seconds_done=seq, state={"seq": seq}
+                session_id, seq=seq, seconds_done=seq, state=state_at(seq)
             )
         else:
             feedback(store, session_id, seq)
@@ -55,7 +57,7 @@ def feedback(store: SessionStore, session_id: str, seq: int) -> None:
         event=FeedbackEvent("good", float(seq), 0, "neck"),
         seq=seq,
         seconds_done=seq,
-        state={"seq": seq},
+        state=state_at(seq, tender=[f"region-{seq}"]),
         tender=[f"region-{seq}"],
     )
 

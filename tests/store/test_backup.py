@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, func, inspect, select
+from store_states import as_stored, document, engine_state, one_sentence, state_at, whole
 
 from backrub.config import Settings
 from backrub.core.models import FeedbackEvent, Focus
@@ -52,7 +53,7 @@ def session_values(**overrides: Any) -> dict[str, Any]:
         "verdict_conditions": ("sunburn",),
         "tension_before": 7,
         "plan": {"minutes": 30, "steps": [{"index": 0, "pressure": 2, "seconds": 120.5}]},
-        "state": {"step": 0, "elapsed": 0.0, "paused": False, "tender": []},
+        "state": engine_state(),
     }
     return values | overrides
 
@@ -108,7 +109,7 @@ def fill(engine: Engine) -> None:
             event=FeedbackEvent("tender", 12.375, 1, "upper-back"),
             seq=1,
             seconds_done=13,
-            state={"step": 1, "elapsed": 13.25, "paused": False, "tender": ["upper-back"]},
+            state=state_at(1, active=13.25, fired=["check:0"], tender=["upper-back"]),
             tender=("upper-back",),
         )
         sessions.add_feedback(
@@ -116,7 +117,9 @@ def fill(engine: Engine) -> None:
             event=FeedbackEvent("softer", 40.0, 2, "lower-back"),
             seq=2,
             seconds_done=40,
-            state={"step": 2, "elapsed": 40.0, "paused": True, "tender": ["upper-back"]},
+            state=state_at(
+                2, active=40.0, fired=["check:0", "check:1"], tender=["upper-back"], ceiling=2
+            ),
             tender=("upper-back",),
         )
         sessions.finish(
@@ -199,7 +202,7 @@ def test_round_trip_keeps_every_row(
         event=FeedbackEvent("firmer", 5.0, 0, "shoulders"),
         seq=5,
         seconds_done=5,
-        state={"step": 0},
+        state=state_at(5),
         tender=(),
     )
     assert AccountStore(restored).user_for_login("a1" * 32, now=NOW) is not None
@@ -252,7 +255,7 @@ def drop(index: int) -> Callable[[list[Any]], None]:
 
 DAMAGES = {
     "cut-short": (drop(-1), "ends early"),
-    "newer-schema": (lambda ls: ls[0].update(schema="0003"), "upgrade backrub"),
+    "newer-schema": (lambda ls: ls[0].update(schema="0004"), "upgrade backrub"),
     "older-schema": (lambda ls: ls[0].update(schema="0001"), "use the backrub that wrote it"),
     "newer-format": (lambda ls: ls[0].update(version=2), "newer backrub"),
     "not-a-backup": (lambda ls: ls.__setitem__(0, {"sessions": []}), "not a backrub backup"),
@@ -263,6 +266,15 @@ DAMAGES = {
     "bad-mode": (damage_row("sessions", mode="upside-down"), "The mode must be"),
     "minutes-zero": (damage_row("sessions", minutes_planned=0), "minutes planned"),
     "huge-number": (damage_row("sessions", seconds_done=2**40), "seconds done"),
+    "negative-active": (damage_row("sessions", active=-1.5), "active time"),
+    "huge-active": (damage_row("sessions", active=1e300), "active time"),
+    "started-as-text": (damage_row("sessions", started="yes"), "true or false"),
+    "fired-not-a-list": (damage_row("sessions", fired="check:0"), "cues given"),
+    "fired-empty-id": (damage_row("sessions", fired=[""]), "cues given"),
+    "no-progress": (
+        lambda ls: next(x["row"] for x in ls if x.get("table") == "sessions").pop("active"),
+        "exactly the fields",
+    ),
     "naive-date": (damage_row("users", created_at="2025-03-01T19:30:00"), "time zone"),
     "overflowing-date": (damage_row("users", created_at="0001-01-01T00:00+05:00"), "time zone"),
     "feedback-kind": (damage_row("feedback_events", kind="harder"), "feedback kind"),
@@ -454,3 +466,206 @@ def test_every_table_and_column_is_kept_or_left_out_on_purpose(good_backup: Path
     with good_backup.open("rb") as stream:
         for table, values in read_backup(stream):
             assert set(values) == set(table.columns.keys()), table.name
+
+
+# ---- backups of schema 0002: a session's state whole, feedback heard in it -------------------
+
+SOFTER = FeedbackEvent("softer", 40.0, 0, "upper-back")
+TENDER = FeedbackEvent("tender", 95.5, 1, "lower-back")
+GOOD = FeedbackEvent("good", 1500.25, 1, "lower-back")
+OLD_RUNNING = whole(
+    state_at(7, active=95.5, fired=["check:0", "half:0"], tender=["lower-back"]),
+    SOFTER._asdict(),
+    TENDER._asdict(),
+)
+OLD_ENDED = whole(
+    state_at(12, active=1790.0, fired=["check:0", "finish"], ceiling=2, stopped=True),
+    GOOD._asdict(),
+)
+# Damaged (a hand-edited file): its progress is taken from the row, as the migration does.
+OLD_NO_ACTIVE = {k: v for k, v in whole(state_at(4, fired=["check:0"])).items() if k != "active"}
+ANN = "a" * 32
+
+
+def row_0002(session_id: str, owner: str, state: object, **columns: Any) -> dict[str, Any]:
+    """A sessions row as a backup of schema 0002 holds it: no progress columns."""
+    return {
+        "id": session_id,
+        "owner": owner,
+        "started_at": START.isoformat(),
+        "ended_at": None,
+        "status": "active",
+        "mode": "partner",
+        "minutes_planned": 30,
+        "seconds_done": 0,
+        "progress_seq": 0,
+        "focus": [{"region": "upper-back", "tension": 8}],
+        "verdict": "caution",
+        "verdict_conditions": ["sunburn"],
+        "tension_before": 7,
+        "tension_after": None,
+        "note": None,
+        "tender": [],
+        "plan": {"minutes": 30, "steps": [{"index": 0, "pressure": 2, "seconds": 120.5}]},
+        "state": state,
+        "updated_at": NOW.isoformat(),
+        **columns,
+    }
+
+
+def backup_0002() -> list[Any]:
+    """The lines of a backup that a backrub of schema 0002 wrote."""
+    sessions = [
+        row_0002("r" * 32, "local", OLD_RUNNING, seconds_done=95, progress_seq=7),
+        row_0002(
+            "e" * 32,
+            ANN,
+            OLD_ENDED,
+            status="finished",
+            ended_at=(START + timedelta(minutes=31)).isoformat(),
+            seconds_done=1790,
+            progress_seq=12,
+            tension_after=2,
+            note="Much better.",
+        ),
+        row_0002("d" * 32, "local", OLD_NO_ACTIVE, seconds_done=42, progress_seq=4),
+    ]
+    heard = [("r" * 32, SOFTER), ("r" * 32, TENDER), ("e" * 32, GOOD)]
+    user = {
+        "id": ANN,
+        "email": "ann@example.org",
+        "password_hash": HASH,
+        "created_at": START.isoformat(),
+        "consent_at": START.isoformat(),
+    }
+    return [
+        {"format": "backrub-backup", "version": 1, "schema": "0002", "created_at": NOW.isoformat()},
+        {"table": "users", "row": user},
+        *({"table": "sessions", "row": row} for row in sessions),
+        *(
+            {"table": "feedback_events", "row": {"id": n, "session_id": sid, **event._asdict()}}
+            for n, (sid, event) in enumerate(heard, 1)
+        ),
+        {
+            "end": {
+                "users": 1,
+                "sessions": 3,
+                "logins": 0,
+                "feedback_events": 3,
+                "remotes": 0,
+            }
+        },
+    ]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_backup_of_schema_0002_restores_with_each_sessions_progress(
+    make_db: Callable[[str, str], Engine], tmp_path: Path, backend: str
+) -> None:
+    path = tmp_path / "0002.gz"
+    write_lines(path, backup_0002())
+    target = make_db(backend, "target")
+    assert restore_backup(target, path) == {
+        "users": 1, "sessions": 3, "logins": 0, "feedback_events": 3, "remotes": 0
+    }  # fmt: skip
+    local, ann = SessionStore(target, "local"), SessionStore(target, ANN)
+    plan = backup_0002()[2]["row"]["plan"]
+    # The store's callers see each state as it was, but for the feedback heard: the record's.
+    assert local.plan_and_state("r" * 32) == (plan, as_stored(OLD_RUNNING))
+    assert ann.plan_and_state("e" * 32) == (plan, as_stored(OLD_ENDED))
+    assert local.get("r" * 32).feedback == (
+        SOFTER,
+        TENDER,
+    )
+    assert ann.get("e" * 32).feedback == (GOOD,)
+    assert local.plan_and_state("d" * 32)[1] == {
+        **document(OLD_NO_ACTIVE),
+        "active": 42.0,
+        "anchor": None,
+        "started": True,
+        "fired": [],
+        "seq": 4,
+    }
+    # Kept in this schema's shape: the document without progress or feedback, the columns.
+    restored = {row["id"]: row for row in rows(target)["sessions"]}
+    for sid, old in (("r" * 32, OLD_RUNNING), ("e" * 32, OLD_ENDED)):
+        assert restored[sid]["state"] == document(old)
+        assert (restored[sid]["active"], restored[sid]["started"], restored[sid]["fired"]) == (
+            old["active"],
+            old["started"],
+            old["fired"],
+        )
+    # A backup of it now is of this schema, and restores to the very same rows.
+    write_backup(target, tmp_path / "0003.gz", now=NOW)
+    assert lines_of(tmp_path / "0003.gz")[0]["schema"] == SCHEMA_HEAD == "0003"
+    again = make_db("sqlite", "again")
+    restore_backup(again, tmp_path / "0003.gz")
+    assert {t: rows(again)[t] for t in TABLES} == {t: rows(target)[t] for t in TABLES}
+
+
+def session_line(lines: list[Any]) -> int:
+    """The line number (from 1) of the first sessions row."""
+    return next(n for n, x in enumerate(lines, 1) if x.get("table") == "sessions")
+
+
+def damage_0002(**change: Any) -> Callable[[list[Any]], None]:
+    return damage_row("sessions", **change)
+
+
+def drop_0002_field(name: str) -> Callable[[list[Any]], None]:
+    return lambda lines: next(x["row"] for x in lines if x.get("table") == "sessions").pop(name)
+
+
+DAMAGES_0002 = {
+    "bad-status": (damage_0002(status="paused"), "The status must be"),
+    "bad-tension": (damage_0002(tension_before=11), "Tension before must be"),
+    "state-not-a-document": (damage_0002(state=["a", "list"]), "must be a dictionary"),
+    "state-not-plain": (damage_0002(state={**OLD_RUNNING, "x": "\ud800"}), "not plain Unicode"),
+    "missing-field": (drop_0002_field("tender"), "exactly the fields"),
+    "extra-field": (damage_0002(admin=True), "exactly the fields"),
+}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("damage", list(DAMAGES_0002))
+def test_a_damaged_0002_session_is_one_sentence_naming_its_line(
+    make_db: Callable[[str, str], Engine], tmp_path: Path, backend: str, damage: str
+) -> None:
+    change, words = DAMAGES_0002[damage]
+    lines = backup_0002()
+    change(lines)
+    bad = tmp_path / "bad.gz"
+    write_lines(bad, lines)
+    target = make_db(backend, "target")
+    before = counts(target)
+    with pytest.raises(BackupError) as raised:
+        restore_backup(target, bad)
+    message = raised.value.message
+    assert message.startswith(
+        f"The backup cannot be restored: line {session_line(lines)} is wrong ("
+    )
+    assert words in message
+    assert one_sentence(message), message
+    assert message.endswith("; nothing was restored.")
+    assert counts(target) == before
+
+
+@pytest.mark.parametrize(
+    ("schema", "words"), [("0001", "use the backrub that wrote it"), ("0004", "upgrade backrub")]
+)
+def test_a_backup_of_another_schema_names_the_two_this_backrub_restores(
+    make_db: Callable[[str, str], Engine], tmp_path: Path, schema: str, words: str
+) -> None:
+    lines = backup_0002()
+    lines[0]["schema"] = schema
+    path = tmp_path / "other.gz"
+    write_lines(path, lines)
+    target = make_db("sqlite", "target")
+    with pytest.raises(BackupError) as raised:
+        restore_backup(target, path)
+    message = raised.value.message
+    assert f"database schema {schema!r}" in message
+    assert "'0002' and '0003'" in message
+    assert words in message
+    assert one_sentence(message), message
+    assert counts(target) == {}

@@ -4,12 +4,15 @@ change — and what a batch saved is what the store reads back."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from store_states import as_stored, document, engine_state, state_at, step
 
 from backrub.core.errors import BackrubError, BadInput
 from backrub.core.models import FeedbackEvent
@@ -36,12 +39,18 @@ def logged(
     tender: Sequence[str] | None = None,
 ) -> ChangeFn:
     """A change that adds `label` to the state's log (so the order of the changes shows in what
-    is saved); `seen` collects the state each call was given."""
+    is saved) and makes the active time `seconds`; `seen` collects the state each call was
+    given. (`event` sets the state's `seq`, as the engine does.)"""
 
     def change(saved: dict[str, Any]) -> Change:
         if seen is not None:
             seen.append(saved)
-        state = {**saved, "log": [*saved.get("log", []), label]}
+        state = {
+            **saved,
+            "log": [*saved.get("log", []), label],
+            "active": float(seconds),
+            "started": True,
+        }
         return Change(seconds_done=seconds, state=state, feedback=feedback, tender=tender)
 
     return change
@@ -59,7 +68,19 @@ def failing(error: BackrubError, calls: list[str] | None = None) -> ChangeFn:
 def event(
     store: SessionStore, session_id: str, seq: int, change: ChangeFn, *, full: bool = False
 ) -> Advance:
-    return Advance(store.owner, session_id, seq, change, full)
+    """The event `seq` of a session: `change`, its state given that `seq`."""
+    return Advance(store.owner, session_id, seq, stamped(seq, change), full)
+
+
+def stamped(seq: int, change: ChangeFn) -> ChangeFn:
+    """`change`, whose state is given `seq`, as the engine gives it (the store gives it back as
+    the row's `progress_seq`)."""
+
+    def with_seq(saved: dict[str, Any]) -> Change:
+        made = change(saved)
+        return made._replace(state={**made.state, "seq": seq})
+
+    return with_seq
 
 
 def accepted(result: Advanced | BackrubError) -> Advanced:
@@ -90,8 +111,8 @@ def test_every_session_of_a_batch_is_saved(store: SessionStore, new_session: Mak
         assert store.get(sid).seconds_done == 10 * (n + 1)
         assert store.plan_and_state(sid)[1] == done.state
         # The seq is saved too: the same seq again is now refused.
-        assert store.save_progress(sid, seq=1, seconds_done=999, state={}) is False
-        assert store.save_progress(sid, seq=2, seconds_done=999, state={}) is True
+        assert store.save_progress(sid, seq=1, seconds_done=999, state=state_at(1)) is False
+        assert store.save_progress(sid, seq=2, seconds_done=999, state=state_at(2)) is True
 
 
 def test_an_empty_batch_saves_nothing(store: SessionStore, counts: Counts) -> None:
@@ -128,12 +149,14 @@ def test_events_of_one_session_in_a_batch_apply_in_order(
     assert accepted(results[4]).state["log"] == ["first", "second", "third"]
     assert store.plan_and_state(sid)[1]["log"] == ["first", "second", "third"]
     assert store.get(sid).seconds_done == 90
-    assert store.save_progress(sid, seq=5, seconds_done=0, state={}) is False
+    assert store.plan_and_state(sid)[1] == accepted(results[4]).state
+    assert store.save_progress(sid, seq=5, seconds_done=0, state=state_at(5)) is False
 
 
 def test_an_ended_session_refuses_its_events(store: SessionStore, new_session: Make) -> None:
     ended, active = new_session(), new_session()
-    store.save_progress(ended, seq=3, seconds_done=120, state={"log": ["kept"]})
+    kept = state_at(3, active=120.0, log=["kept"])
+    store.save_progress(ended, seq=3, seconds_done=120, state=kept)
     store.finish(
         ended,
         status="finished",
@@ -153,7 +176,7 @@ def test_an_ended_session_refuses_its_events(store: SessionStore, new_session: M
     )
     late = refused(results[0])
     assert calls == []
-    assert late.state == {"log": ["kept"]}
+    assert late.state == as_stored(kept)
     assert late.record == before and late.record.status == "finished"
     accepted(results[1])
     assert store.get(ended) == before
@@ -199,7 +222,7 @@ def test_the_store_raises_for_a_batch_of_one(store: SessionStore, other: Session
         verdict_conditions=(),
         tension_before=None,
         plan={},
-        state={},
+        state=engine_state(),
     )
     try:
         store.advance(theirs, seq=1, change=logged("x", 1), full=False)
@@ -207,7 +230,7 @@ def test_the_store_raises_for_a_batch_of_one(store: SessionStore, other: Session
         assert exc.session_id == theirs
     else:
         raise AssertionError("another owner's session was advanced")
-    assert other.plan_and_state(theirs)[1] == {}
+    assert other.plan_and_state(theirs)[1] == engine_state()
 
 
 def test_a_change_that_fails_leaves_its_session_and_holds_back_no_other(
@@ -434,7 +457,8 @@ def test_a_saved_state_is_compressed_with_lz4_on_postgresql(
     if store.engine.dialect.name != "postgresql":
         pytest.skip("SQLite does not compress")
     sid = new_session()
-    big = {"log": [f"entry {n} " * 8 for n in range(200)]}  # well over the 2 KB kept in line
+    # Well over the 2 KB kept in line.
+    big = engine_state(active=1.0, log=[f"entry {n} " * 8 for n in range(200)])
     accepted(advance_all(store.engine, [event(store, sid, 1, lambda _saved: Change(1, big))])[0])
     with store.engine.connect() as conn:
         method = conn.exec_driver_sql(
@@ -459,7 +483,11 @@ def test_a_remembered_state_is_not_used_after_the_seq_went_back(
             update(SessionRow)
             .where(SessionRow.id == sid)
             .values(
-                progress_seq=1, state={"log": ["old"]}, updated_at=datetime(2026, 1, 1, tzinfo=UTC)
+                progress_seq=1,
+                state=document(engine_state(log=["old"])),
+                active=5.0,
+                fired=[],
+                updated_at=datetime(2026, 1, 1, tzinfo=UTC),
             )
         )
     store.advance(sid, seq=2, change=logged("elsewhere", 30), full=False)  # seq 2 again
@@ -469,3 +497,218 @@ def test_a_remembered_state_is_not_used_after_the_seq_went_back(
     )
     assert seen[-1]["log"] == ["old", "elsewhere"]
     assert done.state["log"] == ["old", "elsewhere", "c"]
+
+
+# ---- a progress save writes the progress alone ----------------------------------------------
+
+# The fields a progress save, pause or resume changes (web/sessions.py sends these).
+RECORDED = ("active", "anchor", "started", "fired", "seq")
+
+
+def recorded(active: float, fired: Sequence[str]) -> ChangeFn:
+    """A progress save as the player sends it: on the saved state as it is, the active time and
+    the cues given move (`event` sets `seq`), and `changed` says that is all."""
+
+    def change(saved: dict[str, Any]) -> Change:
+        state = {
+            **saved,
+            "active": max(saved["active"], active),
+            "anchor": None,
+            "started": True,
+            "fired": sorted({*saved["fired"], *fired}),
+        }
+        return Change(seconds_done=int(active), state=state, changed=RECORDED)
+
+    return change
+
+
+def long_session() -> dict[str, Any]:
+    """The state of a long session, its cues all different: several KB that PostgreSQL keeps
+    out of line (TOAST), even compressed."""
+    steps = [{**step(n), "cue": hashlib.sha256(f"cue {n}".encode()).hexdigest()} for n in range(60)]
+    return engine_state(steps=steps, durations=[120.0] * 60)
+
+
+@pytest.fixture
+def doc_writes(store: SessionStore) -> Callable[[], list[str]]:
+    """The ids of the sessions whose `state` column an UPDATE wrote since the fixture was set up,
+    in order: a trigger on `UPDATE OF state` notes them, whatever the value written."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE doc_writes (n INTEGER PRIMARY KEY, session_id TEXT)")
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER note_doc_write AFTER UPDATE OF state ON sessions "
+                "BEGIN INSERT INTO doc_writes (session_id) VALUES (NEW.id); END"
+            )
+        else:
+            conn.exec_driver_sql("CREATE SEQUENCE doc_writes_n OWNED BY doc_writes.n")
+            conn.exec_driver_sql(
+                "ALTER TABLE doc_writes ALTER COLUMN n SET DEFAULT nextval('doc_writes_n')"
+            )
+            conn.exec_driver_sql(
+                "CREATE FUNCTION note_doc_write() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN INSERT INTO doc_writes (session_id) VALUES (NEW.id); RETURN NULL; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER note_doc_write AFTER UPDATE OF state ON sessions "
+                "FOR EACH ROW EXECUTE FUNCTION note_doc_write()"
+            )
+
+    def written() -> list[str]:
+        with store.engine.connect() as conn:
+            query = "SELECT session_id FROM doc_writes ORDER BY n"
+            return list(conn.exec_driver_sql(query).scalars())
+
+    return written
+
+
+def stored_row(store: SessionStore, session_id: str) -> dict[str, Any]:
+    """A session's state as its columns hold it, the document as the text stored (read past
+    the store: SQLite keeps JSON as text, PostgreSQL's `json` keeps the text it was given)."""
+    with store.engine.connect() as conn:
+        row = (
+            conn.execute(
+                text(
+                    "SELECT CAST(state AS TEXT) AS state, active, started, fired, progress_seq, "
+                    "seconds_done FROM sessions WHERE id = :id"
+                ),
+                {"id": session_id},
+            )
+            .mappings()
+            .one()
+        )
+    found = dict(row)
+    found["started"] = bool(found["started"])
+    if isinstance(found["fired"], str):
+        found["fired"] = json.loads(found["fired"])
+    return found
+
+
+def toast_values(store: SessionStore) -> set[int]:
+    """The values PostgreSQL keeps out of line for the sessions table (each written document
+    that is several KB is a new one; a row updated without it keeps pointing at the old)."""
+    with store.engine.connect() as conn:
+        toast = conn.exec_driver_sql(
+            "SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = 'sessions'::regclass"
+        ).scalar_one()
+        query = f"SELECT DISTINCT chunk_id FROM {toast}"  # noqa: S608 (the server's own name)
+        return set(conn.exec_driver_sql(query).scalars())
+
+
+def test_a_progress_save_leaves_the_saved_document_as_it_was(
+    store: SessionStore, new_session: Make, doc_writes: Callable[[], list[str]]
+) -> None:
+    begun = long_session()
+    sid = new_session(state=begun)
+    before = stored_row(store, sid)
+    assert json.loads(before["state"]) == document(begun)
+    postgres = store.engine.dialect.name == "postgresql"
+    if postgres:
+        kept_apart = toast_values(store)
+        assert kept_apart, "the document is not kept out of line: the test would prove nothing"
+    # Progress saves in a batch, with a writer's cache and without, and alone.
+    cache = StateCache()
+    advance_all(
+        store.engine,
+        [
+            event(store, sid, 1, recorded(15.5, ["step:0"])),
+            event(store, sid, 2, recorded(31.25, ["check:0"])),
+        ],
+        cache,
+    )
+    advance_all(store.engine, [event(store, sid, 3, recorded(40.0, []))], cache)
+    done = store.advance(sid, seq=4, change=stamped(4, recorded(45.0, ["half:0"])), full=False)
+    after = stored_row(store, sid)
+    # The document is not written again: the very text it was.
+    assert after["state"] == before["state"]
+    assert doc_writes() == []
+    if postgres:
+        assert toast_values(store) <= kept_apart  # no new out-of-line value
+    # The progress moved, in its columns.
+    fired = ["check:0", "half:0", "step:0"]
+    assert (before["active"], before["started"], before["fired"]) == (0.0, False, [])
+    assert (after["active"], after["started"], after["fired"]) == (45.0, True, fired)
+    assert (after["progress_seq"], after["seconds_done"]) == (4, 45)
+    # And the store's callers see the whole state moved.
+    moved = {**begun, "active": 45.0, "started": True, "fired": fired, "seq": 4}
+    assert done.state == moved
+    assert store.plan_and_state(sid)[1] == moved
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_change_to_the_timeline_writes_the_document(
+    store: SessionStore, new_session: Make, doc_writes: Callable[[], list[str]], named: bool
+) -> None:
+    """A change that names a field of the document (`durations`: an extend) writes it, as
+    does a change that names nothing (then all of it is checked and written)."""
+    begun = long_session()
+    sid = new_session(state=begun)
+    before = stored_row(store, sid)
+    postgres = store.engine.dialect.name == "postgresql"
+    kept_apart = toast_values(store) if postgres else set()
+    longer = [150.0, *begun["durations"][1:]]
+
+    def extend(saved: dict[str, Any]) -> Change:
+        state = {**saved, "active": 50.0, "started": True, "durations": longer}
+        return Change(50, state, changed=[*RECORDED, "durations"] if named else None)
+
+    store.advance(sid, seq=1, change=stamped(1, extend), full=False)
+    after = stored_row(store, sid)
+    assert after["state"] != before["state"]
+    assert json.loads(after["state"]) == document({**begun, "durations": longer})
+    assert (after["active"], after["started"], after["progress_seq"]) == (50.0, True, 1)
+    assert doc_writes() == [sid]
+    if postgres:
+        assert toast_values(store) - kept_apart  # a new out-of-line value: the new document
+    assert store.plan_and_state(sid)[1] == {
+        **begun, "active": 50.0, "started": True, "durations": longer, "seq": 1
+    }  # fmt: skip
+
+
+def test_a_batch_writes_the_documents_of_the_sessions_whose_timeline_changed(
+    store: SessionStore, new_session: Make, doc_writes: Callable[[], list[str]]
+) -> None:
+    """In one batch: a session extended, then saved (its document written once, with the
+    extension); another only saved (its document left as it was)."""
+    extended, saved_only = new_session(state=long_session()), new_session(state=long_session())
+    untouched = stored_row(store, saved_only)
+
+    def extend(saved: dict[str, Any]) -> Change:
+        longer = [150.0, *saved["durations"][1:]]
+        return Change(20, {**saved, "durations": longer}, changed=["durations"])
+
+    results = advance_all(
+        store.engine,
+        [
+            event(store, extended, 1, extend),
+            event(store, extended, 2, recorded(30.0, ["check:0"])),
+            event(store, saved_only, 1, recorded(12.0, ["step:0"])),
+        ],
+    )
+    for result in results:
+        accepted(result)
+    assert doc_writes() == [extended]
+    state = store.plan_and_state(extended)[1]
+    assert (state["durations"][0], state["active"], state["fired"], state["seq"]) == (
+        150.0, 30.0, ["check:0"], 2,
+    )  # fmt: skip
+    assert stored_row(store, saved_only)["state"] == untouched["state"]
+    assert stored_row(store, saved_only)["active"] == 12.0
+
+
+def test_a_change_with_unsound_progress_holds_back_no_other_event(
+    store: SessionStore, new_session: Make
+) -> None:
+    unsound, fine = new_session(), new_session()
+
+    def backwards(saved: dict[str, Any]) -> Change:
+        return Change(5, {**saved, "active": -5.0}, changed=RECORDED)
+
+    results = advance_all(
+        store.engine,
+        [event(store, unsound, 1, backwards), event(store, fine, 1, logged("saved", 10))],
+    )
+    assert isinstance(results[0], StoreError) and "active time" in results[0].message
+    accepted(results[1])
+    assert store.plan_and_state(fine)[1]["log"] == ["saved"]
+    assert store.plan_and_state(unsound)[1] == engine_state()

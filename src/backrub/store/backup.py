@@ -208,7 +208,8 @@ def _session(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:
         "note": None if note is None else check.text("The note", note, longest=check.NOTE_MAX),
         "tender": check.ids("The tender areas", row["tender"]),
         "plan": check.plain_data("plan", row["plan"]),
-        "state": check.plain_data("session state", row["state"]),
+        # Only the document: a hand-edited state's progress and feedback have their own places.
+        "state": saved_state.document(check.plain_data("session state", row["state"])),
         **saved_state.progress(row)._asdict(),
         "updated_at": _moment("The update time", row["updated_at"]),
     }

@@ -20,7 +20,7 @@ from backrub.core.models import FeedbackEvent, Focus, SessionRecord
 from backrub.store import saved_state
 from backrub.store import validation as check
 from backrub.store.engine import ASYNC_COMMIT, transaction
-from backrub.store.errors import NoSuchSession
+from backrub.store.errors import NoSuchSession, StoreError
 from backrub.store.tables import FeedbackRow, SessionRow
 
 if TYPE_CHECKING:
@@ -186,7 +186,17 @@ def joined(row: Row[Any], doc: dict[str, Any]) -> dict[str, Any]:
 class _Saved:
     """A session's row as the batch has left it so far."""
 
-    __slots__ = ("done", "new_doc", "owner", "saved_at", "seq", "state", "status", "tender")
+    __slots__ = (
+        "done",
+        "new_doc",
+        "owner",
+        "progress",
+        "saved_at",
+        "seq",
+        "state",
+        "status",
+        "tender",
+    )
 
     def __init__(self, row: Row[Any], state: dict[str, Any] | None) -> None:
         if state is None:  # gone between the two reads: cannot be, the transaction holds it
@@ -200,6 +210,8 @@ class _Saved:
         self.saved_at: datetime = row.updated_at
         # True once an event changed more than the progress: the document is written too.
         self.new_doc = False
+        # The progress the last event left, checked (None until one is applied).
+        self.progress: saved_state.Progress | None = None
 
 
 def advance_all(
@@ -309,13 +321,18 @@ def _apply(
     if new.changed is None:
         check.plain_data("session state", state)
     else:
+        missing = [k for k in new.changed if k not in state]
+        if missing:
+            raise StoreError(f"The session state has no {missing[0]!r}; nothing was saved.")
         check.plain_data("session state", {k: state[k] for k in new.changed})
+    # Checked here, not when the batch is written: a bad event must not hold back the others.
+    progress = saved_state.progress(state)
     done = check.whole("Seconds done", new.seconds_done, 0)
     tender = row.tender if new.tender is None else check.ids("The tender regions", new.tender)
     if new.feedback is not None:
         check.feedback(new.feedback)
         heard.append((item.session_id, new.feedback))
-    row.seq, row.done, row.state, row.tender = seq, done, state, tender
+    row.seq, row.done, row.state, row.tender, row.progress = seq, done, state, tender, progress
     if new.changed is None or not saved_state.PROGRESS.issuperset(new.changed):
         row.new_doc = True
     written.add(item.session_id)
@@ -325,7 +342,7 @@ def _apply(
 def _columns(session_id: str, row: _Saved) -> dict[str, Any]:
     """What the batch writes for one session: where its events have left it — the progress,
     and the state's document only when an event changed more than that."""
-    active, started, fired = saved_state.progress(row.state)
+    active, started, fired = row.progress or saved_state.progress(row.state)
     values = {
         "b_id": session_id,
         "b_owner": row.owner,

@@ -77,8 +77,17 @@ def from_older(state: object, seconds_done: int) -> tuple[object, Progress]:
 def join(
     doc: dict[str, Any], active: float, started: bool, fired: list[str], seq: int
 ) -> dict[str, Any]:
-    """The state the store's callers see, from its two parts and the row's `progress_seq`."""
-    return {**doc, "active": active, "anchor": None, "started": started, "fired": fired, "seq": seq}
+    """The state the store's callers see, from its two parts and the row's `progress_seq`. A
+    document that is not one (a damaged row) adds nothing: the engine then says the saved
+    session cannot be read."""
+    return {
+        **(doc if isinstance(doc, dict) else {}),
+        "active": active,
+        "anchor": None,
+        "started": started,
+        "fired": fired,
+        "seq": seq,
+    }
 
 
 def _active(value: object) -> float:
