@@ -47,8 +47,17 @@ def event(client: TestClient, session_id: str, **body: Any) -> dict[str, Any]:
 
 
 def answered(state: dict[str, Any]) -> dict[str, Any]:
-    """A saved state as an event's full answer carries it: without the feedback heard."""
-    return {k: v for k, v in state.items() if k != "feedback"}
+    """A saved state as an accepted event's answer carries it: without its steps (the answer
+    has those the event changed, apart)."""
+    return {k: v for k, v in state.items() if k != "steps"}
+
+
+def patched(steps: list[dict[str, Any]], answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The page's steps with an answer's changed fields written in, as adopt.js does."""
+    steps = list(steps)
+    for i, fields in answer["changed_steps"]:
+        steps[i] = {**steps[i], **fields}
+    return steps
 
 
 def stored(client: TestClient) -> list[dict[str, Any]]:
@@ -342,8 +351,9 @@ def test_feedback_replans_the_rest_and_is_remembered(api: TestClient, start: Sta
     answer = event(api, sid, kind="feedback", feedback="softer", active=at, seq=1)
     assert answer["accepted"] is True
     assert answer["message"].startswith(("Softer", "That is already the lightest"))
-    now = answer["state"]["steps"][focus]
+    now = patched(view["state"]["steps"], answer)[focus]
     assert now["pressure"] == max(1, step["pressure"] - 1)
+    assert "steps" not in answer["state"] and answer["applied_to"] == 0
     heard = {"kind": "softer", "at": at, "step": focus, "region": step["region"]}
     # An accepted event's answer leaves out the record (the page has it), and a state never
     # holds the feedback heard: the session's record does.
@@ -360,13 +370,47 @@ def test_feedback_replans_the_rest_and_is_remembered(api: TestClient, start: Sta
     assert again["record"]["seconds_done"] == int(at + 10)
 
 
+@pytest.mark.parametrize("mode", ["self", "partner"])
+def test_the_changed_steps_of_each_answer_make_the_saved_steps(
+    api: TestClient, start: Start, mode: str
+) -> None:
+    """The page keeps its steps by putting each answer's changed ones in place (adopt.js):
+    after every event they must be the steps the server saved, and each answer names the save
+    it was applied to."""
+    view = start(api, mode=mode)
+    sid = view["id"]
+    mine, seq, saved = view["state"]["steps"], 0, 0
+    events = [("feedback", "softer"), ("progress", None), ("feedback", "tender")]
+    events += [("extend", None), ("feedback", "firmer"), ("skip", None), ("feedback", "good")]
+    events += [("feedback", "softer"), ("feedback", "firmer"), ("feedback", "softer")]
+    changed_any = False
+    for n, (kind, word) in enumerate(events):
+        seq += 1
+        body: dict[str, Any] = {"kind": kind, "active": 30.0 + 40 * n, "seq": seq}
+        if word is not None:
+            body["feedback"] = word
+        answer = event(api, sid, **body)
+        assert answer["accepted"] is True
+        if "state" in answer:
+            assert answer["applied_to"] == saved and "steps" not in answer["state"]
+            mine = patched(mine, answer)
+            changed_any = changed_any or bool(answer["changed_steps"])
+            if kind in ("skip", "extend"):
+                assert answer["changed_steps"] == []
+        saved = seq
+        assert mine == api.get(f"/api/v1/sessions/{sid}").json()["state"]["steps"], (n, kind)
+    assert changed_any
+
+
 def test_firmer_never_passes_the_ceiling(api: TestClient, start: Start) -> None:
     view = start(api, pressure="light")
     sid = view["id"]
     for seq in range(1, 5):
         answer = event(api, sid, kind="feedback", feedback="firmer", active=seq * 10, seq=seq)
-    assert max(s["pressure"] for s in answer["state"]["steps"]) <= 2
+    steps = api.get(f"/api/v1/sessions/{sid}").json()["state"]["steps"]
+    assert max(s["pressure"] for s in steps) <= 2
     assert answer["message"] == "That is as firm as this session goes here."
+    assert answer["changed_steps"] == []  # nothing changed: no step is sent
 
 
 def test_an_old_or_repeated_event_changes_nothing(api: TestClient, start: Start) -> None:
@@ -375,7 +419,9 @@ def test_an_old_or_repeated_event_changes_nothing(api: TestClient, start: Start)
     for seq in (5, 4, 1):
         answer = event(api, sid, kind="extend", active=99, seq=seq)
         assert answer["accepted"] is False
-        assert answer["state"] == latest["state"] and answer["durations"] == latest["durations"]
+        # Refused: all of the state; the accepted skip's answer had all but its steps.
+        assert answered(answer["state"]) == latest["state"]
+        assert answer["durations"] == latest["durations"]
     assert api.get(f"/api/v1/sessions/{sid}").json()["state"]["seq"] == 5
 
 
@@ -444,7 +490,9 @@ def test_two_app_processes_serve_one_session(
         assert answer["accepted"] is True
         assert answer["durations"][0] == view["durations"][0] + 60
         stale = event(one, sid, kind="skip", active=25, seq=2)
-        assert stale["accepted"] is False and stale["state"] == answer["state"]
+        # Refused: all of the state, steps included, for the page to adopt.
+        assert stale["accepted"] is False and answered(stale["state"]) == answer["state"]
+        assert stale["state"]["steps"] == patched(view["state"]["steps"], answer)
         last = event(one, sid, kind="skip", active=25, seq=3)
         assert last["accepted"] is True and last["durations"][0] == 25
         again = two.get(f"/api/v1/sessions/{sid}").json()

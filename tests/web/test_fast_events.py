@@ -200,8 +200,11 @@ def view_of(client: TestClient, session_id: str) -> dict[str, Any]:
 
 def but_the_plan(view: dict[str, Any]) -> dict[str, Any]:
     """A session's view as an accepted event's full answer has it: no event changes the plan,
-    the record comes only with a refused event, and the page makes the cues itself."""
-    return {k: v for k, v in view.items() if k not in {"plan", "id", "record", "cues"}}
+    the record comes only with a refused event, the page makes the cues itself, and of the
+    steps only those the event changed come (apart: `changed_steps`)."""
+    answer = {k: v for k, v in view.items() if k not in {"plan", "id", "record", "cues"}}
+    answer["state"] = {k: v for k, v in view["state"].items() if k != "steps"}
+    return answer
 
 
 def checked(response: httpx.Response) -> dict[str, Any]:
@@ -480,8 +483,48 @@ def assert_secured(response: httpx.Response) -> None:
 def test_a_large_answer_is_gzipped_a_small_one_is_not_and_both_are_secured(
     api: TestClient, start: Start, routed: list[Engine]
 ) -> None:
-    sid = start(api)["id"]
-    feedback = {"kind": "feedback", "feedback": "softer", "active": 40.0, "seq": 1}
+    view = start(api)
+    sid = view["id"]
+    # An accepted feedback carries only the fields of the steps it changed: after "good",
+    # none, and so small it is sent as it is.
+    good = {"kind": "feedback", "feedback": "good", "active": 30.0, "seq": 1}
+    response, sent = raw_post(api, sid, good, "gzip, deflate", JSON_TYPE)
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert_secured(response)
+    assert len(sent) < GZIP_MINIMUM
+    answer = json.loads(sent)
+    EventAnswer.model_validate(answer)
+    assert answer["changed_steps"] == [] and answer["applied_to"] == 0
+    # After "softer", the fields it re-planned (gzipped or not, by their size).
+    feedback = {"kind": "feedback", "feedback": "softer", "active": 40.0, "seq": 2}
+    response, sent = raw_post(api, sid, feedback, "gzip, deflate", JSON_TYPE)
+    assert response.status_code == 200
+    assert_secured(response)
+    if response.headers.get("content-encoding") == "gzip":
+        sent = gzip.decompress(sent)
+    answer = json.loads(sent)
+    EventAnswer.model_validate(answer)
+    assert answer["accepted"] is True
+    assert answer["message"].startswith(("Softer", "That is already the lightest"))
+    now = view_of(api, sid)
+    changed = [
+        [i, {k: v for k, v in step.items() if v != old[k]}]
+        for i, (old, step) in enumerate(
+            zip(view["state"]["steps"], now["state"]["steps"], strict=True)
+        )
+        if step != old
+    ]
+    assert changed and all(len(fields) < len(view["state"]["steps"][0]) for _, fields in changed)
+    assert answer == {
+        **but_the_plan(now),
+        "accepted": True,
+        "message": answer["message"],
+        "changed_steps": changed,
+        "applied_to": 1,
+    }
+
+    # Large: the same event again is refused, and answered with all of the session, gzipped.
     response, sent = raw_post(api, sid, feedback, "gzip, deflate", JSON_TYPE)
     assert response.status_code == 200
     assert response.headers["content-encoding"] == "gzip"
@@ -490,35 +533,30 @@ def test_a_large_answer_is_gzipped_a_small_one_is_not_and_both_are_secured(
     assert_secured(response)
     text = gzip.decompress(sent)
     assert len(text) >= GZIP_MINIMUM and len(sent) < len(text)
-    answer = json.loads(text)
-    EventAnswer.model_validate(answer)
-    assert answer["accepted"] is True
-    assert answer["message"].startswith(("Softer", "That is already the lightest"))
-    assert answer == {
-        **but_the_plan(view_of(api, sid)),
-        "accepted": True,
-        "message": answer["message"],
-    }
+    refused = json.loads(text)
+    EventAnswer.model_validate(refused)
+    whole = {k: v for k, v in now.items() if k not in {"plan", "cues"}}
+    assert refused == {**whole, "accepted": False, "message": None}
 
     # Small: sent as it is, whatever the client accepts; the charset parameter is allowed.
-    progress = {"kind": "progress", "active": 45.0, "seq": 2, "fired": ["half:0"]}
+    progress = {"kind": "progress", "active": 45.0, "seq": 3, "fired": ["half:0"]}
     response, sent = raw_post(api, sid, progress, "gzip", "application/json; charset=utf-8")
     assert response.status_code == 200
     assert "content-encoding" not in response.headers
     assert_secured(response)
     assert json.loads(sent) == {
-        "accepted": True, "seq": 2, "active": 45.0, "fired": ["half:0"], "message": None,
+        "accepted": True, "seq": 3, "active": 45.0, "fired": ["half:0"], "message": None,
     }  # fmt: skip
 
     # A large answer to a client that does not take gzip: plain JSON.
-    extend = {"kind": "extend", "active": 50.0, "seq": 3}
-    response, sent = raw_post(api, sid, extend, "identity", JSON_TYPE)
+    response, sent = raw_post(api, sid, {**progress, "seq": 1}, "identity", JSON_TYPE)
     assert response.status_code == 200
     assert "content-encoding" not in response.headers
     assert_secured(response)
+    assert len(sent) >= GZIP_MINIMUM
     assert json.loads(sent) == {
-        **but_the_plan(view_of(api, sid)),
-        "accepted": True,
+        **{k: v for k, v in view_of(api, sid).items() if k not in {"plan", "cues"}},
+        "accepted": False,
         "message": None,
     }
     # All three were the fast path's.
@@ -854,7 +892,10 @@ def test_events_that_share_a_batch_are_each_answered_as_alone(
     # The refused extend answers with what the skip before it saved; the firmer after it
     # starts from that skip.
     skip, extend, firmer = batched[2][1], batched[3][1], batched[7][1]
-    assert extend["state"] == skip["state"] and extend["durations"] == skip["durations"]
+    # (The accepted skip's answer carries only the steps it changed: none.)
+    assert skip["changed_steps"] == [] and "steps" in extend["state"]
+    assert {k: v for k, v in extend["state"].items() if k != "steps"} == skip["state"]
+    assert extend["durations"] == skip["durations"]
     assert firmer["durations"][0] == skip["durations"][0] == 20.0
     assert batched[5][1] == {
         "error": f"No session {UNKNOWN!r} is stored; check the id against your history."

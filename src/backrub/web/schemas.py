@@ -235,8 +235,16 @@ class EventAnswer(BaseModel):
     id: str | None = None
     record: RecordOut | None = None
     # The saved state. No cues: the page makes them from the steps and durations (as the
-    # session's view has them).
+    # session's view has them). For an accepted event, without its `steps`: those the event
+    # changed come in `changed_steps`.
     state: dict[str, Any]
+    # Only for an accepted event: [index, {field: value}] for each step it changed (re-planned
+    # after feedback; none after a skip or extend), the fields that changed, to write into the
+    # page's steps; and the `seq` of the saved state it was applied to (the page's copy must be
+    # that one for the rest to hold). Absent, with `state.steps` whole, should the number of
+    # steps change.
+    changed_steps: list[tuple[int, dict[str, Any]]] | None = None
+    applied_to: int | None = None
     durations: list[float]
     total: float
     active: float

@@ -16,7 +16,7 @@ from backrub.core import engine
 from backrub.core.errors import BackrubError, BadInput, SafetyStop
 from backrub.core.export import plan_as_dict, record_as_dict
 from backrub.core.insights import history_for_planning
-from backrub.core.models import PRESSURE_CEILINGS, Finding, Focus, PlanRequest
+from backrub.core.models import PRESSURE_CEILINGS, Finding, Focus, PlanRequest, Step
 from backrub.core.planner import build_plan, rules_for, validate_request
 from backrub.core.safety import assess, make_finding
 from backrub.store.events import Advance, Change, StateCache, advance_all
@@ -61,6 +61,11 @@ class Outcome(NamedTuple):
     live: engine.LiveState | None = None
     # What to say after feedback.
     message: str | None = None
+    # For an accepted skip, extend or feedback: the `seq` of the saved state it was applied to,
+    # and for each step it changed, its index and the fields that changed (the answer carries
+    # only those: `answer`); None when the steps are not the same in number (all are sent).
+    applied_to: int | None = None
+    changed_steps: tuple[tuple[int, tuple[str, ...]], ...] | None = None
 
 
 # Events that record only the active time and the cues given: the timeline stays as the page
@@ -170,9 +175,14 @@ def answer(outcome: Outcome) -> dict[str, Any]:
             "message": None,
         }
     live = outcome.live
+    state = outcome.state
+    compact = outcome.accepted and outcome.changed_steps is not None
     full = {
-        # As saved (`engine.state_as_dict(outcome.live)`), not made again.
-        "state": outcome.state,
+        # As saved (`engine.state_as_dict(outcome.live)`), not made again — but, for an accepted
+        # event, only the fields of the steps it changed: the page has the rest (the steps were
+        # nine tenths of the answer; a feedback changes a few fields of a few steps, a skip or
+        # an extend none).
+        "state": {k: v for k, v in state.items() if k != "steps"} if compact else state,
         # Not the cues: the page makes them from the steps and durations as the engine does
         # (timeline.js `schedule`, tested against `engine.schedule`), and they were a third of
         # the answer, made, encoded and compressed at every feedback.
@@ -182,6 +192,12 @@ def answer(outcome: Outcome) -> dict[str, Any]:
         "accepted": outcome.accepted,
         "message": outcome.message,
     }
+    if outcome.changed_steps is not None and compact:
+        steps = state["steps"]
+        full["changed_steps"] = [
+            [i, {f: steps[i][f] for f in fields}] for i, fields in outcome.changed_steps
+        ]
+        full["applied_to"] = outcome.applied_to
     if outcome.record is None:
         return full
     return {"id": outcome.record.id, "record": record_as_dict(outcome.record), **full}
@@ -240,7 +256,7 @@ def apply_events(
     (the page then adopts what the server has). `remembered`: what earlier batches left.
     """
     # What the engine made of each event (skip, extend, feedback), for its answer.
-    applied: dict[int, tuple[engine.LiveState, str | None]] = {}
+    applied: dict[int, tuple[engine.LiveState, str | None, engine.LiveState]] = {}
 
     def change_for(n: int, sid: str, body: EventBody) -> Callable[[dict[str, Any]], Change]:
         def change(saved: dict[str, Any]) -> Change:
@@ -250,8 +266,8 @@ def apply_events(
                 except (KeyError, TypeError, ValueError):
                     pass  # a damaged state (a hand-edited backup): the engine says what is wrong
             known = remembered.live(sid, saved) if remembered is not None else None
-            state, message, new = _applied(catalogue, saved, body, known)
-            applied[n] = (state, message)
+            state, message, new, restored = _applied(catalogue, saved, body, known)
+            applied[n] = (state, message, restored)
             if remembered is not None:
                 remembered.keep(sid, new.state, state)
             return new
@@ -269,8 +285,11 @@ def apply_events(
         if isinstance(done, BackrubError):
             outcomes.append(done)
         elif n in applied:  # applied through the engine: skip, extend or feedback
-            state, message = applied[n]
-            outcomes.append(Outcome(done.accepted, done.state, None, state, message))
+            state, message, restored = applied[n]
+            changed = _changed_steps(restored.steps, state.steps)
+            outcomes.append(
+                Outcome(done.accepted, done.state, None, state, message, restored.seq, changed)
+            )
         elif done.accepted:  # a progress save, pause or resume
             outcomes.append(Outcome(done.accepted, done.state))
         else:
@@ -300,15 +319,29 @@ def _recorded(saved: dict[str, Any], body: EventBody) -> Change:
     return Change(seconds_done=int(min(at, total)), state=state, changed=RECORDED)
 
 
+def _changed_steps(
+    before: Sequence[Step], after: Sequence[Step]
+) -> tuple[tuple[int, tuple[str, ...]], ...] | None:
+    """For each step that differs, its index and the fields that do (re-planning keeps an
+    unchanged step as it was); None when there are not as many steps as before."""
+    if len(before) != len(after):
+        return None
+    return tuple(
+        (i, tuple(f for f, o, n in zip(Step._fields, old, new, strict=True) if o != n))
+        for i, (old, new) in enumerate(zip(before, after, strict=True))
+        if new is not old and new != old
+    )
+
+
 def _applied(
     catalogue: Catalogue,
     saved: dict[str, Any],
     body: EventBody,
     restored: engine.LiveState | None = None,
-) -> tuple[engine.LiveState, str | None, Change]:
+) -> tuple[engine.LiveState, str | None, Change, engine.LiveState]:
     """Skip, extend or feedback (or a saved state in an unknown format): through the engine.
-    Also the message to say after feedback. `restored`: the engine's state `saved` was made
-    from, when it is known."""
+    Also the message to say after feedback, and the state the event was applied to.
+    `restored`: the engine's state `saved` was made from, when it is known."""
     if restored is None:
         restored = engine.state_from_dict(saved)
     at = max(restored.active, body.active)
@@ -334,8 +367,9 @@ def _applied(
     # What the snapshot shares with the saved one was checked when that was saved.
     changed = [key for key, value in data.items() if value is not saved.get(key)]
     if event is None:
-        return state, message, Change(done, data, changed=changed)
-    return state, message, Change(done, data, feedback=event, tender=state.tender, changed=changed)
+        return state, message, Change(done, data, changed=changed), restored
+    change = Change(done, data, feedback=event, tender=state.tender, changed=changed)
+    return state, message, change, restored
 
 
 def finish(store: SessionStore, session_id: str, body: FinishBody, *, now: datetime) -> Live:

@@ -10,7 +10,7 @@
 // deleting everything or signing out removes it (and the events kept for it).
 // Served at /sw.js so its scope is the whole app.
 
-const CACHE = "backrub-v5";
+const CACHE = "backrub-v6";
 const SHELL = [
   "/",
   "/static/css/app.css",
@@ -104,6 +104,34 @@ function withSaved(view, answer) {
   return { ...view, active: answer.active, state };
 }
 
+// The cached session with a full answer written in. The answer has all of the session but its
+// plan, which no event changes (kept from before), and its cues, which the page makes from the
+// steps and durations (the cached ones were made for the timeline before, so they go). An
+// accepted event's answer has only the fields of the steps it changed: they go onto the cached steps, which
+// must be those of the state they were changed from (`applied_to`) — undefined when they are not.
+function withAnswer(before, answer) {
+  const kept = { ...(before || {}), ...answer };
+  delete kept.changed_steps;
+  delete kept.applied_to;
+  if (!("cues" in answer)) delete kept.cues;
+  if (Array.isArray(answer.state.steps)) return kept;
+  const base = before && before.state && Array.isArray(before.state.steps) ? before.state.steps : null;
+  if (!base || seqOf(before) !== answer.applied_to) return undefined;
+  const steps = base.slice();
+  for (const [i, fields] of answer.changed_steps || []) steps[i] = { ...steps[i], ...fields };
+  kept.state = { ...answer.state, steps };
+  return kept;
+}
+
+async function freshSession(sessionPath) {
+  try {
+    const response = await fetch(sessionKey(sessionPath), { credentials: "same-origin" });
+    return response.ok ? await response.json() : null;
+  } catch (error) {
+    return null;
+  }
+}
+
 // One change to the cached sessions at a time: two answers read and replace in turn.
 let keeping = Promise.resolve();
 function inTurn(work) {
@@ -126,12 +154,10 @@ async function keepEventAnswer(request, sessionPath) {
     const cache = await caches.open(CACHE);
     const cached = await cache.match(sessionKey(sessionPath), { ignoreVary: true });
     const before = cached ? await cached.json().catch(() => null) : null;
-    // A full answer has all of the session but its plan, which no event changes: kept from before.
-    const kept = answer && answer.state ? { ...(before || {}), ...answer } : withSaved(before, answer);
+    let kept = answer && answer.state ? withAnswer(before, answer) : withSaved(before, answer);
+    // Changed steps with no copy of the state they were changed from: the session, asked afresh.
+    if (kept === undefined) kept = await freshSession(sessionPath);
     if (!kept || (before && seqOf(before) > seqOf(kept))) return;
-    // A full answer carries no cues (the page makes them from its steps and durations): the
-    // cached ones were made for the timeline before it, so they go.
-    if (answer.state && !("cues" in answer)) delete kept.cues;
     const headers = { "Content-Type": "application/json", "Cache-Control": "no-store" };
     await cache.put(sessionKey(sessionPath), new Response(JSON.stringify(kept), { headers }));
   }).catch(() => {});

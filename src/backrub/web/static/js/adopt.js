@@ -6,12 +6,29 @@ function normaliseStep(step, i) {
   return { ...step, position: step.position ?? step.index ?? i };
 }
 
+// The steps an answer brings: all of them (the session's view, a refused event's answer), or
+// only the fields an accepted event changed, written into the page's. Taken from every answer in
+// turn, not only the newest: the page never changes the steps itself, so an answer's steps are
+// never behind it, and each answer's changes are made on top of the one before.
+export function adoptSteps(live, view) {
+  if (!view) return;
+  const state = view.state || {};
+  if (Array.isArray(state.steps)) {
+    live.steps = state.steps.map(normaliseStep);
+  } else if (Array.isArray(view.changed_steps)) {
+    const steps = live.steps.slice();
+    for (const [i, fields] of view.changed_steps) steps[i] = normaliseStep({ ...steps[i], ...fields }, i);
+    live.steps = steps;
+  } else if (view.plan && Array.isArray(view.plan.steps) && !live.steps.length) {
+    live.steps = view.plan.steps.map(normaliseStep);
+  }
+}
+
 export function adopt(live, clock, view, { initial = false } = {}) {
   if (!view) return;
   const state = view.state || {};
   live.mode = (state.rules && state.rules.mode) || (view.plan && view.plan.mode) || live.mode;
-  const steps = state.steps || (view.plan && view.plan.steps) || live.steps;
-  live.steps = steps.map(normaliseStep);
+  adoptSteps(live, view);
   live.durations = (view.durations || state.durations || live.steps.map((s) => s.seconds)).map(Number);
   live.cues = Array.isArray(view.cues) && view.cues.length ? view.cues : T.schedule(live.steps, live.durations, live.mode);
   live.stopped = Boolean(state.stopped);

@@ -1,12 +1,12 @@
 // The session player. The browser is the session's clock: it runs the timeline locally from the
-// server's durations and cues (timeline.js mirrors the engine), on absolute deadlines of active
-// time, and tells the server what happened and when (POST …/events). The server answers a skip,
-// extend or feedback (or an event it turned down) with the state, cues and durations, which the
-// page adopts; a progress save, pause or resume with what it saved (seq, active time, cues
-// given), the timeline being as the page has it. Events wait in an outbox (outbox.js) while
-// offline and go in order when the network returns; it keeps them across a reload or a closed
-// tab, and the next page applies them to what the server last saved. A reload continues, paused,
-// where the person was.
+// server's durations and steps (timeline.js mirrors the engine, cues included), on absolute
+// deadlines of active time, and tells the server what happened and when (POST …/events). The
+// server answers a skip, extend or feedback with the state, the steps it changed and the
+// durations (an event it turned down: all of the state), which the page adopts; a progress save,
+// pause or resume with what it saved (seq, active time, cues given), the timeline being as the
+// page has it. Events wait in an outbox (outbox.js) while offline and go in order when the
+// network returns; it keeps them across a reload or a closed tab, and the next page applies them
+// to what the server last saved. A reload continues, paused, where the person was.
 
 import { getJSON, ApiError, minutesSeconds, store, registerServiceWorker } from "./api.js";
 import { Outbox } from "./outbox.js";
@@ -14,7 +14,7 @@ import * as T from "./timeline.js";
 import { Scene, BreathRing } from "./scene.js";
 import { showHowto } from "./howto.js";
 import { bindKeys } from "./keys.js";
-import { adopt, adoptSaved, replay } from "./adopt.js";
+import { adopt, adoptSaved, adoptSteps, replay } from "./adopt.js";
 import { Sound } from "./audio.js";
 import { Voice } from "./voice.js";
 import { ReceiverRemote } from "./remote.js";
@@ -93,6 +93,11 @@ function handleResult(view, item, last) {
   }
   if (!view) return;
   if (view.message) say(view.message, { kind: "message" });
+  // Every answer's steps, in turn (adopt.js): an accepted one carries only those it changed.
+  if (view.state && !live.ended) {
+    adoptSteps(live, view);
+    live.shownStep = -1;
+  }
   // (Not for an event kept from an earlier page: the server most likely has it already.)
   if (view.accepted === false && item.meta.kind !== "progress" && !item.meta.retried && !item.meta.restored) {
     // The server had already seen this sequence number (another tab, or a save it kept from
