@@ -253,6 +253,15 @@ def drop(index: int) -> Callable[[list[Any]], None]:
     return lambda lines: lines.pop(index)
 
 
+def repeat_feedback(lines: list[Any]) -> None:
+    """The first feedback event again, under another id (and counted)."""
+    at = next(n for n, x in enumerate(lines) if x.get("table") == "feedback_events")
+    ids = [x["row"]["id"] for x in lines if x.get("table") == "feedback_events"]
+    again = {**lines[at]["row"], "id": max(ids) + 1}
+    lines.insert(at + 1, {"table": "feedback_events", "row": again})
+    lines[-1]["end"]["feedback_events"] += 1
+
+
 DAMAGES = {
     "cut-short": (drop(-1), "ends early"),
     "newer-schema": (lambda ls: ls[0].update(schema="0004"), "upgrade backrub"),
@@ -279,6 +288,7 @@ DAMAGES = {
     "overflowing-date": (damage_row("users", created_at="0001-01-01T00:00+05:00"), "time zone"),
     "feedback-kind": (damage_row("feedback_events", kind="harder"), "feedback kind"),
     "orphan": (damage_row("feedback_events", session_id="f" * 32), "not in the backup"),
+    "repeated-feedback": (repeat_feedback, "in it twice"),
     "extra-field": (damage_row("remotes", admin=True), "exactly the fields"),
     "nul": (damage_row("sessions", note="a\x00b"), "not plain Unicode"),
     "surrogate": (damage_row("sessions", plan={"x": "\ud800"}), "not plain Unicode"),

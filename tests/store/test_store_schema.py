@@ -375,6 +375,22 @@ def test_the_migration_to_0003_keeps_every_sessions_progress(at_0002: Engine) ->
     assert (ended.status, ended.seconds_done, ended.tension_after) == ("finished", 1790, 2)
 
 
+def test_the_migration_to_0003_keeps_each_feedback_event_once(at_0002: Engine) -> None:
+    """Schema 0002 had no unique index: a restored backup could hold an event twice. The first
+    stays, in its place in the order heard; then the database itself refuses a repeat."""
+    with at_0002.begin() as conn:
+        repeat = [{"session_id": "a-running", **e._asdict()} for e in (SOFTER, TENDER, SOFTER)]
+        conn.execute(insert(FeedbackRow), repeat)
+        before = conn.execute(text("SELECT count(*) FROM feedback_events")).scalar_one()
+    assert before == len(OLD_FEEDBACK) + 3
+    migrate(at_0002)
+    store = SessionStore(at_0002, "local")
+    assert store.get("a-running").feedback == (SOFTER, TENDER)
+    assert store.get("b-ended").feedback == (GOOD,)
+    with pytest.raises(IntegrityError), at_0002.begin() as conn:
+        conn.execute(insert(FeedbackRow), [{"session_id": "b-ended", **GOOD._asdict()}])
+
+
 def test_a_damaged_state_migrates_with_its_progress_taken_from_the_row(at_0002: Engine) -> None:
     migrate(at_0002)
     store = SessionStore(at_0002, "local")

@@ -240,11 +240,18 @@ def _feedback(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:
     event = (row["kind"], row["at"], row["step"], row["region"])
     values = check.feedback(event)  # type: ignore[arg-type]
     _number("The feedback step", values["step"], 0)
-    return {
-        "id": event_id,
-        "session_id": _parent(seen.sessions, "the session", row["session_id"]),
-        **values,
-    }
+    session_id = _parent(seen.sessions, "the session", row["session_id"])
+    # The database keeps each event once (a unique index): a repeat is this sentence, not its
+    # refusal.
+    heard = seen.keys.setdefault("feedback heard", set())
+    key = (session_id, *event)
+    if key in heard:
+        raise _Problem(
+            "the same feedback event (the same word at the same moment of the same step of the "
+            "same session) is in it twice"
+        )
+    heard.add(key)
+    return {"id": event_id, "session_id": session_id, **values}
 
 
 def _remote(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:

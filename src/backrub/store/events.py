@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from backrub.core.errors import BackrubError
 from backrub.core.models import FeedbackEvent, Focus, SessionRecord
@@ -119,9 +120,6 @@ _FEEDBACK = select(
     FeedbackRow.session_id, FeedbackRow.kind, FeedbackRow.at, FeedbackRow.step, FeedbackRow.region
 ).order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
 _FEEDBACK_OF = _FEEDBACK.where(FeedbackRow.session_id.in_(_IDS))
-_SAME_MOMENTS = _FEEDBACK.where(
-    FeedbackRow.session_id.in_(_IDS), FeedbackRow.at.in_(bindparam("b_ats", expanding=True))
-)
 # A session's state, in the columns that keep it (see `joined`).
 STATE_COLUMNS = (
     SessionRow.state,
@@ -129,17 +127,6 @@ STATE_COLUMNS = (
     SessionRow.started,
     SessionRow.fired,
     SessionRow.progress_seq,
-)
-# The feedback heard in a batch, in order, but for the events already stored (sent twice).
-_PG_KEEP = text(
-    "INSERT INTO feedback_events (session_id, kind, at, step, region) "
-    "SELECT b.session_id, b.kind, b.at, b.step, b.region "
-    "FROM ROWS FROM (json_to_recordset(CAST(:b_rows AS json)) "
-    "AS (session_id text, kind text, at float8, step integer, region text)) WITH ORDINALITY "
-    "AS b(session_id, kind, at, step, region, n) "
-    "WHERE NOT EXISTS (SELECT 1 FROM feedback_events AS f WHERE f.session_id = b.session_id "
-    "AND f.at = b.at AND f.kind = b.kind AND f.step = b.step AND f.region = b.region) "
-    "ORDER BY b.n"
 )
 # What a SessionRecord needs (the store reads the plan and state only when asked for them).
 RECORD_COLUMNS = (
@@ -392,32 +379,14 @@ def _json_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]]) -> None:
-    """Store what the receivers said, each event once even if it arrives twice."""
-    pending = list(heard)
-    if conn.dialect.name == "postgresql":
-        # One statement that inserts those not stored yet, rather than a read and an insert:
-        # a round trip less in every batch with feedback (bench/RESULTS.md).
-        new: dict[tuple[str, FeedbackEvent], dict[str, Any]] = {}
-        for sid, event in pending:
-            new.setdefault((sid, event), {"session_id": sid, **check.feedback(event)})
-        conn.execute(_PG_KEEP, {"b_rows": orjson.dumps(list(new.values())).decode()})
-        return
-    # Only the stored events at the same moments can be the same events.
-    moments = {
-        "b_ids": sorted({sid for sid, _ in pending}),
-        "b_ats": sorted({float(event.at) for _, event in pending}),
-    }
-    known = {
-        (r.session_id, FeedbackEvent(cast("FeedbackKind", r.kind), r.at, r.step, r.region))
-        for r in conn.execute(_SAME_MOMENTS, moments)
-    }
-    rows = []
-    for sid, event in pending:
-        if (sid, event) not in known:
-            known.add((sid, event))
-            rows.append({"session_id": sid, **check.feedback(event)})
-    if rows:
-        conn.execute(insert(FeedbackRow), rows)
+    """Store what the receivers said, each event once even if it arrives twice: the table's
+    unique index turns a repeat into nothing (one statement, where a read of the events at the
+    same moments and an insert were two, and the read grew with the session)."""
+    rows: dict[tuple[str, FeedbackEvent], dict[str, Any]] = {}
+    for sid, event in heard:
+        rows.setdefault((sid, event), {"session_id": sid, **check.feedback(event)})
+    insert_new = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(insert_new(FeedbackRow).on_conflict_do_nothing(), list(rows.values()))
 
 
 def feedback_of(

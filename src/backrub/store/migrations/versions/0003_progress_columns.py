@@ -1,11 +1,11 @@
-"""A session's progress in columns of its own, beside its state document; feedback indexed by
-moment.
+"""A session's progress in columns of its own, beside its state document; each feedback event
+stored once.
 
 The active time, whether the session has started and the cues given move out of the `state`
 document into `active`, `started` and `fired`, so a progress save writes them alone; the
 feedback heard leaves the document (it is kept as `feedback_events` rows already). See
-backrub/store/saved_state.py. The index on `feedback_events.session_id` becomes one on
-(`session_id`, `at`).
+backrub/store/saved_state.py. The index on `feedback_events.session_id` becomes a unique one on
+(`session_id`, `at`, `kind`, `step`, `region`): each event once, repeats dropped.
 
 Revision ID: 0003
 Revises: 0002
@@ -27,6 +27,8 @@ branch_labels = None
 depends_on = None
 
 BATCH = 500
+UNIQUE = ("session_id", "at", "kind", "step", "region")
+UNIQUE_NAME = "uq_feedback_events_session_id_at_kind_step_region"
 # The tables as these steps see them, whatever later revisions make of them.
 _SESSIONS = sa.table(
     "sessions",
@@ -70,10 +72,16 @@ def upgrade() -> None:
             }
         )
     _update(conn, changes)
-    op.drop_index("ix_feedback_events_session_id", table_name="feedback_events")
-    op.create_index(
-        "ix_feedback_events_session_id_at", "feedback_events", ["session_id", "at"], unique=False
+    # Each event once (the store always kept it so; a restored backup need not have): the
+    # first of any repeats stays.
+    first = (
+        sa.select(sa.func.min(_FEEDBACK.c.id))
+        .group_by(*(_FEEDBACK.c[name] for name in UNIQUE))
+        .scalar_subquery()
     )
+    conn.execute(sa.delete(_FEEDBACK).where(_FEEDBACK.c.id.not_in(first)))
+    op.drop_index("ix_feedback_events_session_id", table_name="feedback_events")
+    op.create_index(UNIQUE_NAME, "feedback_events", list(UNIQUE), unique=True)
 
 
 def downgrade() -> None:
@@ -105,7 +113,7 @@ def downgrade() -> None:
         for row in rows
     ]
     _update(conn, changes)
-    op.drop_index("ix_feedback_events_session_id_at", table_name="feedback_events")
+    op.drop_index(UNIQUE_NAME, table_name="feedback_events")
     op.create_index(
         "ix_feedback_events_session_id", "feedback_events", ["session_id"], unique=False
     )
