@@ -18,8 +18,8 @@ wait until every client has seen its connection drop, then
   it): SQLite — `PRAGMA integrity_check` is `ok` and `PRAGMA foreign_key_check` finds nothing;
   PostgreSQL — the database answers, every session row reads in full, and `amcheck`'s
   `bt_index_check` passes on every index when the extension is available;
-- in the rows themselves, each session's `progress_seq` and saved `state.seq` are at least its
-  highest acknowledged `seq`;
+- in the rows themselves, each session's `progress_seq` is at least its highest acknowledged
+  `seq`, and its saved active time at least that event's (schema 0003 keeps both in columns);
 - with the server restarted, GET each session: `state.seq` at least its highest acknowledged `seq`
   (otherwise a lost save), and at most the highest one sent (otherwise a phantom).
 
@@ -195,28 +195,24 @@ class Clients:
 # ---- the database, checked while the server is dead ------------------------------------------
 
 
-def check_sqlite(path: Path) -> tuple[bool, dict[str, tuple[int, int]]]:
-    """integrity_check and foreign_key_check; each session's (progress_seq, state's seq)."""
+def check_sqlite(path: Path) -> tuple[bool, dict[str, tuple[int, float]]]:
+    """integrity_check and foreign_key_check; each session's (progress_seq, active time)."""
     conn = sqlite3.connect(path, timeout=30)
     try:
         sound = conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         sound = sound and conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        rows = conn.execute(
-            "SELECT id, progress_seq, json_extract(state, '$.seq') FROM sessions"
-        ).fetchall()
+        rows = conn.execute("SELECT id, progress_seq, active FROM sessions").fetchall()
     finally:
         conn.close()
-    return sound, {row[0]: (int(row[1]), int(row[2])) for row in rows}
+    return sound, {row[0]: (int(row[1]), float(row[2])) for row in rows}
 
 
-def check_postgres(url: str, amcheck: bool) -> tuple[bool, dict[str, tuple[int, int]]]:
+def check_postgres(url: str, amcheck: bool) -> tuple[bool, dict[str, tuple[int, float]]]:
     """The database answers, every row of sessions reads, and (if available) amcheck passes."""
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        rows = conn.execute(
-            "SELECT id, progress_seq, (state::json->>'seq')::int FROM sessions"
-        ).fetchall()
+        rows = conn.execute("SELECT id, progress_seq, active FROM sessions").fetchall()
         # Every column of every row, read back in full (TOAST included).
         conn.execute("SELECT count(*) FROM sessions WHERE md5(sessions::text) IS NOT NULL")
         conn.execute("SELECT count(*) FROM feedback_events")
@@ -229,7 +225,7 @@ def check_postgres(url: str, amcheck: bool) -> tuple[bool, dict[str, tuple[int, 
             ).fetchall()
             for (oid,) in indexes:
                 conn.execute("SELECT bt_index_check(%s)", (oid,))
-    return sound, {row[0]: (int(row[1]), int(row[2])) for row in rows}
+    return sound, {row[0]: (int(row[1]), float(row[2])) for row in rows}
 
 
 def enable_amcheck(url: str) -> bool:
@@ -348,12 +344,13 @@ def check_cycle(
         outcome.integrity_failures += 1
         ok = False
     for player in players:
-        progress_seq, state_seq = rows.get(player.session, (-1, -1))
-        if min(progress_seq, state_seq) < player.acked:
+        progress_seq, active = rows.get(player.session, (-1, -1.0))
+        acked_active = min(MAX_ACTIVE, player.acked * 0.2)
+        if progress_seq < player.acked or active < acked_active - 1e-6:
             ok = False
             outcome.problems.append(
-                f"kill {cycle}: session {player.session} row has progress_seq {progress_seq}, "
-                f"state.seq {state_seq} below the acknowledged {player.acked}"
+                f"kill {cycle}: session {player.session} row has progress_seq {progress_seq} "
+                f"and active {active}, below the acknowledged {player.acked} ({acked_active})"
             )
     if cycle % 2 == 1:
         outcome.restart.append(server.start())

@@ -44,7 +44,7 @@ from backrub.core.insights import compute_stats
 from backrub.core.models import FeedbackEvent, Finding, Focus, PlanRequest
 from backrub.core.planner import build_plan, rules_for
 from backrub.core.safety import assess
-from backrub.store import open_store
+from backrub.store import open_store, saved_state
 from backrub.store import validation as check
 from backrub.store.engine import transaction
 from backrub.store.tables import FeedbackRow, SessionRow
@@ -136,7 +136,9 @@ def store_through_tables(store: SessionStore, sessions: Iterator[dict[str, Any]]
                 "note": s["note"],
                 "tender": list(dict.fromkeys(s["tender"])),
                 "plan": s["plan"],
-                "state": s["state"],
+                # As the store keeps a state: the document and the progress columns.
+                "state": saved_state.document(s["state"]),
+                **saved_state.progress(s["state"])._asdict(),
                 "updated_at": end,
             }
         )
