@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from backrub.core.errors import BackrubError
 from backrub.store import saved_state
@@ -167,14 +168,11 @@ class SessionStore:
                 raise StoreError(
                     f"Session {session_id!r} has ended, so feedback can no longer be added to it."
                 )
-            duplicate = conn.execute(
-                select(FeedbackRow.id).where(
-                    FeedbackRow.session_id == session_id,
-                    *(getattr(FeedbackRow, k) == v for k, v in row.items()),
-                )
-            ).first()
-            if duplicate is None:
-                conn.execute(insert(FeedbackRow), {"session_id": session_id, **row})
+            # Each event once: the table's unique index turns a repeat into nothing.
+            insert_new = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            conn.execute(
+                insert_new(FeedbackRow).on_conflict_do_nothing(), {"session_id": session_id, **row}
+            )
             if values["progress_seq"] > stored_seq:
                 conn.execute(update(SessionRow).where(self._mine(session_id)).values(values))
 
