@@ -161,6 +161,16 @@ export class Outbox {
     return this.items.length;
   }
 
+  // Resolves once no event waits for its answer (the page has adopted the last), or after
+  // `limit` ms, whichever comes first.
+  settled(limit) {
+    const until = Date.now() + limit;
+    return new Promise((resolve) => {
+      const check = () => (!this.pending || Date.now() >= until ? resolve() : setTimeout(check, 50));
+      check();
+    });
+  }
+
   // What earlier pages for this session left unsent, oldest first (by seq). They go to the front
   // of the queue, marked `meta.restored`, and are returned so the page can apply them.
   async restore() {

@@ -146,10 +146,10 @@ function showMessage(text) {
   messageTimer = setTimeout(() => (el.textContent = ""), 9000);
 }
 
-function say(text, { kind = "cue", interrupt = false } = {}) {
+function say(text, { kind = "cue", interrupt = false, fresher = null } = {}) {
   if (kind === "message") showMessage(text);
   announce(text);
-  voice.say(text, { interrupt });
+  voice.say(text, { interrupt, fresher });
 }
 
 voice.onSpeaking = (speaking) => sound.duck(speaking);
@@ -162,7 +162,10 @@ function fire(ready) {
   const toSay = ready.length > 2 ? ready.slice(-1) : ready;
   const latest = ready[ready.length - 1];
   $("cue").textContent = latest.kind === "check-in" ? $("cue").textContent : latest.text;
-  toSay.forEach((cue, i) => say(cue.text, { interrupt: i === 0 && ready.length > 2 }));
+  // (`fresher`: the cue's words once a re-plan that overtook them is in, for backrub's voice.)
+  const now = (cue) => (live.cues.find((c) => c.id === cue.id) || {}).text;
+  const fresher = (cue) => () => outbox.settled(5000).then(() => now(cue));
+  toSay.forEach((cue, i) => say(cue.text, { interrupt: i === 0 && ready.length > 2, fresher: fresher(cue) }));
   sound.chime(latest.kind);
   if (latest.kind === "check-in") openCheckin(latest.text);
   if (latest.kind === "step") closeCheckin();

@@ -48,10 +48,11 @@ export class Voice {
     return Boolean(this.synth && this.voice) || this.clips;
   }
 
-  say(text, { interrupt = false } = {}) {
+  // `fresher`: for a cue, a promise of its words as the page will have them (see `sayClip`).
+  say(text, { interrupt = false, fresher = null } = {}) {
     if (!this.on || !this.available || !text) return;
     if (this.clips) {
-      this.sayClip(text, interrupt);
+      this.sayClip(text, interrupt, fresher);
       return;
     }
     if (interrupt) this.synth.cancel();
@@ -72,21 +73,30 @@ export class Voice {
   // ---- backrub's clips: fetched as soon as they are due, played one at a time, in order, as
   // speech synthesis queues utterances ----
 
-  sayClip(text, interrupt) {
+  sayClip(text, interrupt, fresher) {
     if (interrupt) this.cancelClips();
     // Offline, a fetch could only fail (and the browser reports each failure); the words are
     // on the screen and announced to screen readers anyway.
     if (!navigator.onLine) return;
     const controller = new AbortController();
     // A POST: the words (a tender spot, say) stay out of the address, and nothing is cached.
-    const url = fetch(this.clipUrl(), {
-      method: "POST",
-      signal: controller.signal,
-      credentials: "same-origin",
-      cache: "no-store",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
-      body: JSON.stringify({ text }),
-    })
+    const ask = (words) =>
+      fetch(this.clipUrl(), {
+        method: "POST",
+        signal: controller.signal,
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+        body: JSON.stringify({ text: words }),
+      });
+    const url = ask(text)
+      .then(async (response) => {
+        // The server says only the saved session's words: a cue re-planned by a feedback
+        // while it was on its way is refused (422) — asked again as the page has it once the
+        // re-plan is in (`fresher`).
+        const now = response.status === 422 && fresher ? await fresher() : null;
+        return now && now !== text ? ask(now) : response;
+      })
       .then((response) => (response.ok ? response.blob() : null))
       .then((blob) => (blob ? URL.createObjectURL(blob) : null))
       // Offline, or a phrase the server will not say: the words are on the screen anyway.
