@@ -315,6 +315,30 @@ def see_plan(page: Page) -> dict[str, Any]:
     return plan
 
 
+# The session the player tests walk to: two areas, a quarter of an hour.
+PLAYER_TENSIONS = {"shoulders": 8, "lower-back": 5}
+PLAYER_MINUTES = 15
+
+
+def play_to_step_two(page: Page, *, service_worker: bool = True) -> tuple[str, int]:
+    """Safety (no to all) → map (`PLAYER_TENSIONS`, `PLAYER_MINUTES`) → plan → player; Begin,
+    and run on to step 2. With `service_worker`, the player page and its session came through
+    the service worker (so they are cached). Returns the session's id and its number of steps."""
+    answer_safety(page)
+    page.get_by_role("link", name="Continue: where is it tense?").click()
+    # The map's script runs before DOMContentLoaded: a tap before it would be lost.
+    page.wait_for_url(re.compile(r"/map$"), wait_until="domcontentloaded")
+    choose_on_map(page, PLAYER_TENSIONS, PLAYER_MINUTES)
+    steps = len(see_plan(page)["steps"])
+    session_id = begin_session(page, tension_before=6)
+    if service_worker:
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.get_by_role("button", name="Begin").click()
+    page.locator("#start-panel").wait_for(state="hidden")
+    expect(page.locator("#step-count")).to_have_text(f"Step 2 of {steps}")
+    return session_id, steps
+
+
 def begin_session(page: Page, tension_before: int) -> str:
     """On /plan: Begin, say how tense, start; returns the new session's id once the player
     has loaded it."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from playwright.sync_api import expect
 
-from .support import answer_safety, begin_session, choose_on_map, screenshot, see_plan, step_at
+from .support import play_to_step_two, screenshot, step_at
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
     from .support import Server, Watch
 
-TENSIONS = {"shoulders": 8, "lower-back": 5}
-MINUTES = 15
 STEP_COUNT = re.compile(r"^Step (\d+) of (\d+)$")
 SAID = {
     "softer": re.compile(r"^Softer: "),
@@ -140,18 +138,9 @@ def session_fetches(requests: Iterable[Request], session_id: str) -> int:
 
 
 def start_paused(page: Page) -> tuple[str, int]:
-    """Safety (no to all) → map → plan → player under the service worker; Begin, run on to step
-    2 and pause there. Returns the session's id and its number of steps."""
-    answer_safety(page)
-    page.get_by_role("link", name="Continue: where is it tense?").click()
-    page.wait_for_url(re.compile(r"/map$"), wait_until="domcontentloaded")
-    choose_on_map(page, TENSIONS, MINUTES)
-    steps = len(see_plan(page)["steps"])
-    session_id = begin_session(page, tension_before=6)
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-    page.get_by_role("button", name="Begin").click()
-    page.locator("#start-panel").wait_for(state="hidden")
-    expect(page.locator("#step-count")).to_have_text(f"Step 2 of {steps}")
+    """The player under the service worker at step 2 (`play_to_step_two`), paused there.
+    Returns the session's id and its number of steps."""
+    session_id, steps = play_to_step_two(page)
     page.keyboard.press("Space")
     expect(page.locator("#pause-btn")).to_have_text("Resume")
     expect(page.locator("#net-status")).to_be_hidden()

@@ -11,15 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from playwright.sync_api import expect
 
-from .support import (
-    answer_safety,
-    begin_session,
-    choose_on_map,
-    screenshot,
-    see_plan,
-    start_server,
-    step_at,
-)
+from .support import play_to_step_two, screenshot, start_server, step_at
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,8 +21,6 @@ if TYPE_CHECKING:
 
     from .support import Server, Watch
 
-TENSIONS = {"shoulders": 8, "lower-back": 5}
-MINUTES = 15
 WAITING = re.compile(r"^Offline — (\d+) changes? will be sent when you're back online\.$")
 UNREACHABLE = re.compile(
     r"^The server can't be reached — (\d+) changes? will be sent when it's back\.$"
@@ -66,24 +56,6 @@ def kept_events(page: Page, session_id: str) -> list[dict[str, Any]]:
     """The bodies the outbox keeps in IndexedDB for the session."""
     bodies: list[dict[str, Any]] = page.evaluate(KEPT_EVENTS, session_id)
     return bodies
-
-
-def start_playing(page: Page) -> tuple[str, int]:
-    """Safety (no to all) → map → plan → player, under the service worker; Begin, and run on
-    to step 2. Returns the session's id and its number of steps."""
-    answer_safety(page)
-    page.get_by_role("link", name="Continue: where is it tense?").click()
-    # The map's script runs before DOMContentLoaded: a tap before it would be lost.
-    page.wait_for_url(re.compile(r"/map$"), wait_until="domcontentloaded")
-    choose_on_map(page, TENSIONS, MINUTES)
-    steps = len(see_plan(page)["steps"])
-    session_id = begin_session(page, tension_before=6)
-    # The player page and its session came through the service worker, so they are cached.
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-    page.get_by_role("button", name="Begin").click()
-    page.locator("#start-panel").wait_for(state="hidden")
-    expect(page.locator("#step-count")).to_have_text(f"Step 2 of {steps}")
-    return session_id, steps
 
 
 def settled(server: Server, session_id: str, step: int) -> dict[str, Any]:
@@ -132,7 +104,7 @@ def test_a_reload_offline_resumes_where_the_person_was_and_sends_it_all_later(
     check_a11y: Callable[[Page, str], None],
 ) -> None:
     page, watch = new_page(lite_server)
-    session_id, steps = start_playing(page)
+    session_id, steps = play_to_step_two(page)
     before = settled(lite_server, session_id, 1)
 
     # ---- offline: skip to step 3, "softer", let it run a moment, pause ----
@@ -196,7 +168,7 @@ def test_events_kept_when_the_page_was_closed_offline_go_from_the_next_page(
     lite_server: Server, new_page: Callable[..., tuple[Page, Watch]]
 ) -> None:
     page, watch = new_page(lite_server)
-    session_id, steps = start_playing(page)
+    session_id, steps = play_to_step_two(page)
     before = settled(lite_server, session_id, 1)
 
     page.context.set_offline(True)
@@ -243,7 +215,7 @@ def test_the_page_keeps_its_changes_while_the_server_restarts(
     tmp_path: Path, lite_server: Server, new_page: Callable[..., tuple[Page, Watch]]
 ) -> None:
     page, watch = new_page(lite_server)
-    session_id, steps = start_playing(page)
+    session_id, steps = play_to_step_two(page)
     before = settled(lite_server, session_id, 1)
 
     lite_server.stop()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from playwright.sync_api import expect
 
-from .support import answer_safety, begin_session, choose_on_map, see_plan
+from .support import play_to_step_two
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
     from .support import Server, Watch
 
-TENSIONS = {"shoulders": 8, "lower-back": 5}
-MINUTES = 15
 # A round on each of three steps in a row, from the first focus step (medium pressure, as are
 # the focus steps after it): softer takes the next step to light, softer again to feather (the
 # lightest), then firmer back to light. Each changes the next step's pressure word.
@@ -198,15 +196,8 @@ def settled(race: Race, server: Server, session_id: str, seq: int, what: str) ->
 def start_paused(page: Page) -> tuple[str, int]:
     """Safety (no to all) → map → plan → player; Begin, run on to step 2 and pause there, the
     voice on (backrub's clips). Returns the session's id and its number of steps."""
-    answer_safety(page)
-    page.get_by_role("link", name="Continue: where is it tense?").click()
-    choose_on_map(page, TENSIONS, MINUTES)
-    steps = len(see_plan(page)["steps"])
-    session_id = begin_session(page, tension_before=6)
+    session_id, steps = play_to_step_two(page, service_worker=False)
     assert page.evaluate("speechSynthesis.getVoices().length") == 0, "Chromium has a voice here"
-    page.get_by_role("button", name="Begin").click()
-    page.locator("#start-panel").wait_for(state="hidden")
-    expect(page.locator("#step-count")).to_have_text(f"Step 2 of {steps}")
     page.keyboard.press("Space")
     expect(page.locator("#pause-btn")).to_have_text("Resume")
     expect(page.locator("#voice-label")).to_have_text("Voice")
