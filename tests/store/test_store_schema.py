@@ -480,3 +480,27 @@ def test_the_migration_down_to_0002_puts_the_progress_and_feedback_back(
     # And up again: each row as it was before it went down.
     migrate(at_0002)
     assert snapshot(at_0002) == saved
+
+
+def test_sessions_leave_room_for_their_next_versions_on_postgresql(store: SessionStore) -> None:
+    """Each save writes a new version of a session's row: on PostgreSQL, half of each page is
+    left for it, so the version goes beside the old one without touching the indexes (the gain
+    is measured in bench/RESULTS.md); a downgrade gives the table its defaults back."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no fill factor")
+
+    def options() -> list[str] | None:
+        with store.engine.connect() as conn:
+            found: list[str] | None = conn.execute(
+                text("SELECT reloptions FROM pg_class WHERE oid = 'sessions'::regclass")
+            ).scalar_one()
+        return found
+
+    assert options() == ["fillfactor=50"]
+    config = alembic_config()
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    assert options() is None
+    migrate(store.engine)
+    assert options() == ["fillfactor=50"]

@@ -5,7 +5,8 @@ The active time, whether the session has started and the cues given move out of 
 document into `active`, `started` and `fired`, so a progress save writes them alone; the
 feedback heard leaves the document (it is kept as `feedback_events` rows already). See
 backrub/store/saved_state.py. The index on `feedback_events.session_id` becomes a unique one on
-(`session_id`, `at`, `kind`, `step`, `region`): each event once, repeats dropped.
+(`session_id`, `at`, `kind`, `step`, `region`): each event once, repeats dropped. On
+PostgreSQL, `sessions` leaves half of each page free (fillfactor 50) for its rows' next versions.
 
 Revision ID: 0003
 Revises: 0002
@@ -29,6 +30,8 @@ depends_on = None
 BATCH = 500
 UNIQUE = ("session_id", "at", "kind", "step", "region")
 UNIQUE_NAME = "uq_feedback_events_session_id_at_kind_step_region"
+# Half of each page of sessions left free for the next version of its rows (see `upgrade`).
+SESSIONS_FILLFACTOR = 50
 # The tables as these steps see them, whatever later revisions make of them.
 _SESSIONS = sa.table(
     "sessions",
@@ -82,10 +85,17 @@ def upgrade() -> None:
     conn.execute(sa.delete(_FEEDBACK).where(_FEEDBACK.c.id.not_in(first)))
     op.drop_index("ix_feedback_events_session_id", table_name="feedback_events")
     op.create_index(UNIQUE_NAME, "feedback_events", list(UNIQUE), unique=True)
+    if conn.dialect.name == "postgresql":
+        # A session's row is saved again at every step of a player's session: with room left
+        # on its page, PostgreSQL writes the new version beside it without touching the
+        # indexes (a "HOT" update); progress saves went 20 % faster (bench/RESULTS.md).
+        op.execute(f"ALTER TABLE sessions SET (fillfactor = {SESSIONS_FILLFACTOR})")
 
 
 def downgrade() -> None:
     conn = op.get_bind()
+    if conn.dialect.name == "postgresql":
+        op.execute("ALTER TABLE sessions RESET (fillfactor)")
     heard: dict[str, list[dict[str, object]]] = {}
     events = conn.execute(
         sa.select(_FEEDBACK).order_by(_FEEDBACK.c.session_id, _FEEDBACK.c.at, _FEEDBACK.c.id)
