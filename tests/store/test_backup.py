@@ -249,6 +249,18 @@ def damage_row(table: str, **change: Any) -> Callable[[list[Any]], None]:
     return damage
 
 
+def refused(target: Engine, tmp_path: Path, lines: list[Any]) -> str:
+    """Restore `lines` into `target`: it must be refused with a `BackupError`, leaving the
+    database exactly as it was (not even the tables created); returns the sentence."""
+    bad = tmp_path / "bad.gz"
+    write_lines(bad, lines)
+    before = counts(target)
+    with pytest.raises(BackupError) as raised:
+        restore_backup(target, bad)
+    assert counts(target) == before
+    return raised.value.message
+
+
 def drop(index: int) -> Callable[[list[Any]], None]:
     return lambda lines: lines.pop(index)
 
@@ -318,18 +330,10 @@ def test_a_damaged_file_is_one_sentence_and_changes_nothing(
     change, words = DAMAGES[damage]
     lines = lines_of(good_backup)
     change(lines)
-    bad = tmp_path / "bad.gz"
-    write_lines(bad, lines)
-
-    target = make_db(backend, "target")
-    before = counts(target)
-    with pytest.raises(BackupError) as raised:
-        restore_backup(target, bad)
-    message = raised.value.message
+    message = refused(make_db(backend, "target"), tmp_path, lines)
     assert words in message
     assert "\n" not in message and message.endswith(".")
     assert "nothing was restored" in message.lower()
-    assert counts(target) == before  # not even the tables were created
 
 
 @pytest.mark.parametrize(
@@ -644,20 +648,13 @@ def test_a_damaged_0002_session_is_one_sentence_naming_its_line(
     change, words = DAMAGES_0002[damage]
     lines = backup_0002()
     change(lines)
-    bad = tmp_path / "bad.gz"
-    write_lines(bad, lines)
-    target = make_db(backend, "target")
-    before = counts(target)
-    with pytest.raises(BackupError) as raised:
-        restore_backup(target, bad)
-    message = raised.value.message
+    message = refused(make_db(backend, "target"), tmp_path, lines)
     assert message.startswith(
         f"The backup cannot be restored: line {session_line(lines)} is wrong ("
     )
     assert words in message
     assert one_sentence(message), message
     assert message.endswith("; nothing was restored.")
-    assert counts(target) == before
 
 
 @pytest.mark.parametrize(

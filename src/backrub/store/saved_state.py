@@ -12,7 +12,7 @@ the document it was a list that grew all session and was written again at every 
 
 Callers of the store see one state, as `engine.state_as_dict` makes it; `split` and `join` are
 the store's own. Schema 0003 moved older states into this shape (`migrations/versions/0003…`),
-and a backup of schema 0002 is moved the same way when it is restored: both use `split`.
+and a backup of schema 0002 is moved the same way when it is restored: both use `from_older`.
 """
 
 from __future__ import annotations
