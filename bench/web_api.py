@@ -1,12 +1,13 @@
 """The player's API calls under load: requests/s and p50/p99 latency, as a ratio to hello world.
 
 What is measured: `POST /api/v1/sessions/{id}/events` as the session player sends it — a progress
-save (`kind: progress`) and a partner's feedback (`kind: feedback`, softer and firmer in turn,
-which re-plans the rest and stores the event) — each with a `seq` one above the last, a growing
-`active` time and the cue ids given so far, the CSRF cookie and header, and
-`Accept-Encoding: gzip` as a browser sends it. A progress save is answered small (`EventSaved`),
-feedback with the whole session (`EventAnswer`), and so is an event the server turns down (the
-worst case below has many). The server is `python -m backrub serve --port 0`
+save (`kind: progress`) and a partner's feedback (`kind: feedback`: each session hears softer
+and firmer in turn, so that every one moves the session's ceiling and re-plans the rest, and is
+stored) — each with a `seq` one above the last, a growing `active` time and the cue ids given so
+far, the CSRF cookie and header, and `Accept-Encoding: gzip` as a browser sends it. A progress
+save is answered small (`EventSaved`), feedback with the fields of the steps it changed
+(`EventAnswer`), and an event the server turns down with the whole session (the worst case below
+has many). The server is `python -m backrub serve --port 0`
 (one uvicorn process, as `backrub serve` runs it) on a fresh `BACKRUB_DATA_DIR`: first on SQLite,
 then on PostgreSQL (a database of its own on 127.0.0.1:5432, created and dropped by this script).
 
@@ -105,7 +106,9 @@ function request()
   local seq = shared and (n * count + id) or n
   local extra = ""
   if kind == "feedback" then
-    extra = (n % 2 == 1) and ',"feedback":"softer"' or ',"feedback":"firmer"'
+    -- Each session hears softer and firmer in turn, so that every feedback re-plans its rest.
+    local visit = math.floor((n - 1) / #pool)
+    extra = (visit % 2 == 0) and ',"feedback":"softer"' or ',"feedback":"firmer"'
   end
   local body = string.format(
     '{{"kind":"%s"%s,"active":%.2f,"seq":%d,"fired":["step:0","half:0"]}}',
