@@ -227,6 +227,10 @@ def test_feedback_answers_reach_the_page_and_the_cached_session(
         assert after[at]["pressure"] != before[at]["pressure"], (
             f"{kind} did not re-plan step {at + 1}'s pressure: the test shows nothing"
         )
+        # The cue line, shown as the step began (before the answer, when the skip came first),
+        # says the step's cue as re-planned: its new pressure, not the one it was shown with.
+        assert after[at]["cue"] != before[at]["cue"], f"{kind} left step {at + 1}'s cue as it was"
+        expect(page.locator("#cue")).to_have_text(after[at]["cue"])
         expect(page.locator("#net-status")).to_be_hidden()
         cached = wait_cached(page, cache, session_id, seq)
         expect_cached_is_server(cached, view, f"the cached session after {kind}")

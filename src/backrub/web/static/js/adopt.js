@@ -24,6 +24,15 @@ export function adoptSteps(live, view) {
   }
 }
 
+// The words of cue `id` ("step:3", "half:3") as the steps now have them: a feedback re-plans a
+// step's pressure, and so its cue, after the cue was shown. Null for any other cue.
+export function cueWords(steps, id) {
+  const [kind, i] = String(id).split(":");
+  const step = steps[Number(i)];
+  if (!step) return null;
+  return kind === "step" ? step.cue : kind === "half" ? step.halfway : null;
+}
+
 export function adopt(live, clock, view, { initial = false } = {}) {
   if (!view) return;
   const state = view.state || {};

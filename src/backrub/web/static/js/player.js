@@ -14,7 +14,7 @@ import * as T from "./timeline.js";
 import { Scene, BreathRing } from "./scene.js";
 import { showHowto } from "./howto.js";
 import { bindKeys } from "./keys.js";
-import { adopt, adoptSaved, adoptSteps, replay } from "./adopt.js";
+import { adopt, adoptSaved, adoptSteps, cueWords, replay } from "./adopt.js";
 import { Sound } from "./audio.js";
 import { Voice } from "./voice.js";
 import { ReceiverRemote } from "./remote.js";
@@ -50,6 +50,7 @@ const live = {
   started: false,
   status: "active",
   shownStep: -1,
+  cueOnLine: "step:0", // the id of the cue the cue line shows (a re-plan may change its words)
   ended: false, // the finish form is showing (or the session was over on load)
   endedEarly: false,
   lastProgress: 0,
@@ -161,7 +162,7 @@ function fire(ready) {
   // After a long gap (the screen was off) only the newest cues are worth saying.
   const toSay = ready.length > 2 ? ready.slice(-1) : ready;
   const latest = ready[ready.length - 1];
-  $("cue").textContent = latest.kind === "check-in" ? $("cue").textContent : latest.text;
+  if (latest.kind !== "check-in") [live.cueOnLine, $("cue").textContent] = [latest.id, latest.text];
   // (`fresher`: the cue's words once a re-plan that overtook them is in, for backrub's voice.)
   const now = (cue) => (live.cues.find((c) => c.id === cue.id) || {}).text;
   const fresher = (cue) => () => outbox.settled(5000).then(() => now(cue));
@@ -220,6 +221,7 @@ function showStep(pos) {
   $("self-help").hidden = !step.self_help;
   $("self-help").textContent = step.self_help || "";
   scene.show(step);
+  setText("cue", cueWords(live.steps, live.cueOnLine) ?? $("cue").textContent); // as re-planned
   live.shownStep = pos.step;
   if ($("howto").open) howto();
 }
@@ -559,8 +561,8 @@ async function load() {
   const t = clock.now();
   const pos = T.position(live.durations, t, live.stopped);
   showStep(pos);
-  const shown = lastCueBefore(t);
-  $("cue").textContent = shown ? shown.text : live.steps[0].cue;
+  live.cueOnLine = (lastCueBefore(t) || { id: "step:0" }).id;
+  $("cue").textContent = cueWords(live.steps, live.cueOnLine);
   if (!live.started) {
     main.classList.add("is-waiting");
     $("start-panel").hidden = false;
