@@ -396,12 +396,16 @@ def _not_a_backup() -> BackupError:
     )
 
 
-def _session_from_0002(row: object) -> object:
-    """A session row of schema 0002 in this schema's shape (a row that is not one is left to
-    be refused as it is)."""
-    older = {c.name for c in _TABLE[SessionRow.__tablename__].columns} - set(PROGRESS_COLUMNS)
-    if not isinstance(row, dict) or set(row) != older:
-        return row
+def _session_from_0002(row: object) -> dict[str, Any]:
+    """A session row of schema 0002 in this schema's shape; a row that is not one is refused
+    by the fields of schema 0002, which a person mending the file has in front of them."""
+    table = _TABLE[SessionRow.__tablename__]
+    older = [c.name for c in table.columns if c.name not in PROGRESS_COLUMNS]
+    if not isinstance(row, dict) or set(row) != set(older):
+        raise _Problem(
+            f"a {table.name} row of schema {OLDER_SCHEMA} must have exactly the fields "
+            f"{', '.join(older)}"
+        )
     doc, progress = saved_state.from_older(row["state"], row["seconds_done"])
     return {**row, "state": doc, **progress._asdict()}
 
