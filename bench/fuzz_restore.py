@@ -35,7 +35,9 @@ from backrub.store.errors import StoreError
 from backrub.store.remote import RemoteStore
 from backrub.store.tables import Base
 
-with atheris.instrument_imports(include=["backrub.store.backup", "backrub.store.validation"]):
+with atheris.instrument_imports(
+    include=["backrub.store.backup", "backrub.store.backup_rows", "backrub.store.validation"]
+):
     import backrub.store
 
     # Imported already (by the store's other modules): imported again here, instrumented.
@@ -65,16 +67,18 @@ def seed_backup(folder: Path) -> bytes:
         started_at=NOW, mode="partner", minutes_planned=20,
         focus=(Focus("shoulders", 8),), verdict="caution", verdict_conditions=("sunburn",),
         tension_before=7, plan={"steps": [{"pressure": 2, "seconds": 90.5}]},
-        state={"step": 0, "paused": False},
+        state={"step": 0, "active": 0.0, "started": False, "fired": []},
     )  # fmt: skip
     store.add_feedback(
         session, event=FeedbackEvent("softer", 12.5, 0, "shoulders"), seq=1,
-        seconds_done=12, state={"step": 0}, tender=("shoulders",),
+        seconds_done=12, state={"step": 0, "active": 12.5, "started": True, "fired": ["step:0"]},
+        tender=("shoulders",),
     )  # fmt: skip
     RemoteStore(engine).open(owner=user.id, session_id=session, now=NOW)
     done = store.create(
         started_at=NOW, mode="self", minutes_planned=15, focus=(), verdict="clear",
-        verdict_conditions=(), tension_before=None, plan={}, state={},
+        verdict_conditions=(), tension_before=None, plan={},
+        state={"active": 0.0, "started": False, "fired": []},
     )  # fmt: skip
     store.finish(done, status="stopped", seconds_done=60, tension_after=2, note="ok", ended_at=NOW)
     path = folder / "seed.gz"

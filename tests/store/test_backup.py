@@ -18,14 +18,13 @@ from backrub.store import SessionStore, make_engine
 from backrub.store import backup as backup_module
 from backrub.store.accounts import AccountStore
 from backrub.store.backup import (
-    LEFT_OUT,
-    TABLES,
     BackupError,
     check_backup,
     read_backup,
     restore_backup,
     write_backup,
 )
+from backrub.store.backup_rows import LEFT_OUT, TABLES
 from backrub.store.errors import StoreError
 from backrub.store.migration import SCHEMA_HEAD, migrate
 from backrub.store.remote import RemoteStore

@@ -16,8 +16,9 @@ sign-ins (throttling counts) and the receiver's remote's waiting messages.
 A backup of the schema before (0002, where a session's state was one document) is restored too:
 its sessions are moved to this schema's shape as the migration to 0003 moved them.
 
-Every row is validated before anything is written (the same rules the store applies when it
-saves, plus each column's size), so a damaged or hostile file is one `BackupError` sentence.
+Every row is validated before anything is written (store/backup_rows.py: the same rules the
+store applies when it saves, plus each column's size), so a damaged or hostile file is one
+`BackupError` sentence.
 """
 
 from __future__ import annotations
@@ -30,31 +31,28 @@ import zlib
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Integer, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from backrub.core.models import Focus
-from backrub.store import saved_state
-from backrub.store import validation as check
+from backrub.store.backup_rows import (
+    KINDS,
+    OLDER_SCHEMA,
+    ORDER,
+    TABLES,
+    Problem,
+    Seen,
+    fields,
+    session_from_0002,
+)
 from backrub.store.engine import guarded, transaction
 from backrub.store.errors import StoreError
 from backrub.store.migration import SCHEMA_HEAD, migrate
-from backrub.store.tables import (
-    EMAIL_MAX,
-    Base,
-    FailedLoginRow,
-    FeedbackRow,
-    LoginRow,
-    RemoteMessageRow,
-    RemoteRow,
-    SessionRow,
-    UserRow,
-)
+from backrub.store.tables import Base, SessionRow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from sqlalchemy import Connection, Engine, Table
 
@@ -63,226 +61,14 @@ VERSION = 1
 # The longest line read: far above any real session (a 60-minute plan is tens of kilobytes),
 # far below what would exhaust memory.
 MAX_LINE = 16 * 1024 * 1024
-# PostgreSQL's `integer`; a larger number would be refused by the database, not by a sentence.
-INT_MAX = 2**31 - 1
 BATCH = 500
-# JSON columns nest a few levels; the store's own check allows 50.
-_DEEPEST = 64
 # A reason quotes the value it refuses: only so much of it.
 _REASON_MAX = 300
 _GZIP_MAGIC = b"\x1f\x8b"
-# The schema before this one, whose backups are restored too (see `_session_from_0002`).
-OLDER_SCHEMA = "0002"
-PROGRESS_COLUMNS = saved_state.Progress._fields
 
 
 class BackupError(StoreError):
     """The file is not a backup this backrub can restore; nothing was restored."""
-
-
-class _Problem(Exception):
-    """One row's problem, turned into a `BackupError` naming the line."""
-
-
-class _Seen:
-    """Keys already read: duplicates are refused, and children must name a parent in the file."""
-
-    def __init__(self) -> None:
-        self.users: set[str] = set()
-        self.emails: set[str] = set()
-        self.sessions: set[str] = set()
-        self.keys: dict[str, set[object]] = {}
-
-    def new_key(self, table: str, key: object) -> None:
-        seen = self.keys.setdefault(table, set())
-        if key in seen:
-            raise _Problem(f"a second {table} row has the key {key!r}")
-        seen.add(key)
-
-
-def _fields(row: object, table: Table) -> dict[str, Any]:
-    names = [c.name for c in table.columns]
-    if not isinstance(row, dict) or set(row) != set(names):
-        raise _Problem(f"a {table.name} row must have exactly the fields {', '.join(names)}")
-    _plain_text(row)
-    return row
-
-
-def _plain_text(value: object, depth: int = 0) -> None:
-    """Text either database keeps: valid Unicode without NUL characters (PostgreSQL refuses
-    both), at any depth of a JSON column."""
-    if depth > _DEEPEST:
-        raise _Problem("it is nested too deeply")
-    if isinstance(value, str):
-        if "\x00" in value or (not value.isascii() and _not_utf8(value)):
-            raise _Problem("it holds text that is not plain Unicode")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _plain_text(key, depth)
-            _plain_text(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _plain_text(item, depth + 1)
-
-
-def _not_utf8(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _moment(name: str, value: object) -> datetime:
-    if not isinstance(value, str):
-        raise _Problem(f"{name} must be an ISO 8601 date and time (got {value!r})")
-    try:
-        parsed = datetime.fromisoformat(value)
-        return check.moment(name, parsed).astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise _Problem(
-            f"{name} must be a date and time with its time zone (got {value!r})"
-        ) from None
-
-
-def _maybe_moment(name: str, value: object) -> datetime | None:
-    return None if value is None else _moment(name, value)
-
-
-def _number(name: str, value: object, low: int, high: int = INT_MAX) -> int:
-    return check.whole(name, value, low, high)
-
-
-def _short(name: str, value: object, longest: int) -> str:
-    return check.text(name, value, longest=longest)
-
-
-def _user(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:
-    user_id = _short("The user id", row["id"], 32)
-    seen.new_key("users", user_id)
-    email = _short("The email address", row["email"], EMAIL_MAX)
-    if email != email.lower() or "@" not in email:
-        raise _Problem(f"the email address must be lower-case with an @ (got {email!r})")
-    if email in seen.emails:
-        raise _Problem(f"a second user has the email address {email!r}")
-    seen.users.add(user_id)
-    seen.emails.add(email)
-    return {
-        "id": user_id,
-        "email": email,
-        "password_hash": _short("The password hash", row["password_hash"], 200),
-        "created_at": _moment("The account's creation time", row["created_at"]),
-        "consent_at": _moment("The consent time", row["consent_at"]),
-    }
-
-
-def _session(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:
-    session_id = _short("The session id", row["id"], 32)
-    seen.new_key("sessions", session_id)
-    status = check.one_of("The status", row["status"], ("active", *check.END_STATUSES))
-    ended_at = _maybe_moment("The end time", row["ended_at"])
-    if status != "active" and ended_at is None:
-        raise _Problem(f"a {status} session must have an end time")
-    focus = row["focus"]
-    if not isinstance(focus, list) or not all(
-        isinstance(f, dict) and set(f) == {"region", "tension"} for f in focus
-    ):
-        raise _Problem("the focus must be a list of {region, tension} pairs")
-    note = row["note"]
-    seen.sessions.add(session_id)
-    return {
-        "id": session_id,
-        "owner": check.owner(row["owner"]),
-        "started_at": _moment("The start time", row["started_at"]),
-        "ended_at": ended_at,
-        "status": status,
-        "mode": check.mode(row["mode"]),
-        "minutes_planned": _number("The minutes planned", row["minutes_planned"], 1),
-        "seconds_done": _number("The seconds done", row["seconds_done"], 0),
-        "progress_seq": _number("The progress sequence", row["progress_seq"], 0),
-        "focus": check.focus([Focus(f["region"], f["tension"]) for f in focus]),
-        "verdict": check.one_of("The verdict", row["verdict"], check.VERDICTS),
-        "verdict_conditions": check.ids("The verdict's conditions", row["verdict_conditions"]),
-        "tension_before": check.tension("Tension before", row["tension_before"]),
-        "tension_after": check.tension("Tension after", row["tension_after"]),
-        "note": None if note is None else check.text("The note", note, longest=check.NOTE_MAX),
-        "tender": check.ids("The tender areas", row["tender"]),
-        "plan": check.plain_data("plan", row["plan"]),
-        # Only the document: a hand-edited state's progress and feedback have their own places.
-        "state": saved_state.document(check.plain_data("session state", row["state"])),
-        **saved_state.progress(row)._asdict(),
-        "updated_at": _moment("The update time", row["updated_at"]),
-    }
-
-
-def _parent(seen: set[str], what: str, value: object) -> str:
-    if not isinstance(value, str) or value not in seen:
-        raise _Problem(f"it belongs to {what} {value!r}, which is not in the backup")
-    return value
-
-
-def _login(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:
-    token_hash = row["token_hash"]
-    if not isinstance(token_hash, str) or len(token_hash) != 64 or not token_hash.isalnum():
-        raise _Problem("a login's token hash must be 64 hexadecimal characters")
-    seen.new_key("logins", token_hash)
-    return {
-        "token_hash": token_hash,
-        "user_id": _parent(seen.users, "the user", row["user_id"]),
-        "created_at": _moment("The sign-in time", row["created_at"]),
-        "expires_at": _moment("The sign-in's expiry", row["expires_at"]),
-    }
-
-
-def _feedback(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:
-    event_id = _number("The feedback id", row["id"], 1)
-    seen.new_key("feedback_events", event_id)
-    event = (row["kind"], row["at"], row["step"], row["region"])
-    values = check.feedback(event)  # type: ignore[arg-type]
-    _number("The feedback step", values["step"], 0)
-    session_id = _parent(seen.sessions, "the session", row["session_id"])
-    # The database keeps each event once (a unique index): a repeat is this sentence, not its
-    # refusal.
-    heard = seen.keys.setdefault("feedback heard", set())
-    key = (session_id, *event)
-    if key in heard:
-        raise _Problem(
-            "the same feedback event (the same word at the same moment of the same step of the "
-            "same session) is in it twice"
-        )
-    heard.add(key)
-    return {"id": event_id, "session_id": session_id, **values}
-
-
-def _remote(row: dict[str, Any], seen: _Seen) -> dict[str, Any]:
-    code = _short("The remote's code", row["code"], 16)
-    seen.new_key("remotes", code)
-    return {
-        "code": code,
-        "session_id": _parent(seen.sessions, "the session", row["session_id"]),
-        "created_at": _moment("The remote's creation time", row["created_at"]),
-        "expires_at": _moment("The remote's expiry", row["expires_at"]),
-    }
-
-
-class _Kind(NamedTuple):
-    table: Table
-    validate: Callable[[dict[str, Any], _Seen], dict[str, Any]]
-
-
-_TABLE = Base.metadata.tables
-# Parents before children: a restore inserts them in this order.
-KINDS = (
-    _Kind(_TABLE[UserRow.__tablename__], _user),
-    _Kind(_TABLE[SessionRow.__tablename__], _session),
-    _Kind(_TABLE[LoginRow.__tablename__], _login),
-    _Kind(_TABLE[FeedbackRow.__tablename__], _feedback),
-    _Kind(_TABLE[RemoteRow.__tablename__], _remote),
-)
-TABLES = tuple(kind.table.name for kind in KINDS)
-# Ephemeral: an hour's throttling counts, and messages a player takes within seconds.
-LEFT_OUT = (FailedLoginRow.__tablename__, RemoteMessageRow.__tablename__)
-_ORDER = {name: i for i, name in enumerate(TABLES)}
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -299,7 +85,7 @@ def read_backup(stream: IO[bytes]) -> Iterator[tuple[Table, dict[str, Any]]]:
     lines = _lines(gzip.GzipFile(fileobj=stream, mode="rb") if gzipped else stream)
     number, first = next(lines, (1, None))
     older = _header(first) != SCHEMA_HEAD
-    seen = _Seen()
+    seen = Seen()
     counts = dict.fromkeys(TABLES, 0)
     current = 0
     for number, record in lines:
@@ -307,24 +93,24 @@ def read_backup(stream: IO[bytes]) -> Iterator[tuple[Table, dict[str, Any]]]:
             if isinstance(record, dict) and set(record) == {"end"}:
                 _end(record["end"], counts)
                 if next(lines, None) is not None:
-                    raise _Problem("more follows the closing row counts")
+                    raise Problem("more follows the closing row counts")
                 return
             if not isinstance(record, dict) or set(record) != {"table", "row"}:
-                raise _Problem('each line must be {"table": …, "row": …}')
-            index = _ORDER.get(record["table"]) if isinstance(record["table"], str) else None
+                raise Problem('each line must be {"table": …, "row": …}')
+            index = ORDER.get(record["table"]) if isinstance(record["table"], str) else None
             if index is None:
-                raise _Problem(f"there is no table {record['table']!r} in a backup")
+                raise Problem(f"there is no table {record['table']!r} in a backup")
             if index < current:
-                raise _Problem(
+                raise Problem(
                     f"the {record['table']} rows must come before the {TABLES[current]} rows"
                 )
             current = index
             kind = KINDS[index]
             row = record["row"]
-            if older and kind.validate is _session:
-                row = _session_from_0002(row)
-            values = kind.validate(_fields(row, kind.table), seen)
-        except (_Problem, StoreError) as problem:
+            if older and kind.table.name == SessionRow.__tablename__:
+                row = session_from_0002(row)
+            values = kind.validate(fields(row, kind.table), seen)
+        except (Problem, StoreError) as problem:
             raise _damaged(number, problem) from None
         counts[kind.table.name] += 1
         yield kind.table, values
@@ -366,7 +152,7 @@ def _lines(stream: IO[bytes] | gzip.GzipFile) -> Iterator[tuple[int, object]]:
         if not line:
             return
         if len(line) > MAX_LINE:
-            raise _damaged(number, _Problem(f"it is longer than {MAX_LINE} bytes"))
+            raise _damaged(number, Problem(f"it is longer than {MAX_LINE} bytes"))
         try:
             value = json.loads(
                 line.decode("utf-8"), object_pairs_hook=_no_repeats, parse_constant=_no_constant
@@ -374,7 +160,7 @@ def _lines(stream: IO[bytes] | gzip.GzipFile) -> Iterator[tuple[int, object]]:
         except (ValueError, RecursionError):
             if number == 1:
                 raise _not_a_backup() from None
-            raise _damaged(number, _Problem("it is not one JSON value")) from None
+            raise _damaged(number, Problem("it is not one JSON value")) from None
         yield number, value
 
 
@@ -394,20 +180,6 @@ def _not_a_backup() -> BackupError:
         "The file is not a backrub backup (it does not start with a backrub backup header); "
         "nothing was restored."
     )
-
-
-def _session_from_0002(row: object) -> dict[str, Any]:
-    """A session row of schema 0002 in this schema's shape; a row that is not one is refused
-    by the fields of schema 0002, which a person mending the file has in front of them."""
-    table = _TABLE[SessionRow.__tablename__]
-    older = [c.name for c in table.columns if c.name not in PROGRESS_COLUMNS]
-    if not isinstance(row, dict) or set(row) != set(older):
-        raise _Problem(
-            f"a {table.name} row of schema {OLDER_SCHEMA} must have exactly the fields "
-            f"{', '.join(older)}"
-        )
-    doc, progress = saved_state.from_older(row["state"], row["seconds_done"])
-    return {**row, "state": doc, **progress._asdict()}
 
 
 def _header(first: object) -> str:
@@ -440,9 +212,7 @@ def _header(first: object) -> str:
 
 def _end(end: object, counts: dict[str, int]) -> None:
     if not isinstance(end, dict) or end != counts:
-        raise _Problem(
-            f"the closing row counts do not match the rows read ({_counts_text(counts)})"
-        )
+        raise Problem(f"the closing row counts do not match the rows read ({_counts_text(counts)})")
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -490,7 +260,7 @@ def _dump(engine: Engine, out: gzip.GzipFile, now: datetime) -> dict[str, int]:
     header = {"format": FORMAT, "version": VERSION, "schema": SCHEMA_HEAD, "created_at": now}
     out.write(_line(header))
     counts = dict.fromkeys(TABLES, 0)
-    seen = _Seen()
+    seen = Seen()
     with _snapshot(engine) as conn:
         for kind in KINDS:
             key = list(kind.table.primary_key.columns)
@@ -500,8 +270,8 @@ def _dump(engine: Engine, out: gzip.GzipFile, now: datetime) -> dict[str, int]:
             for row in rows.mappings():
                 plain = json.loads(_line(dict(row)))
                 try:
-                    kind.validate(_fields(plain, kind.table), seen)
-                except (_Problem, StoreError) as problem:
+                    kind.validate(fields(plain, kind.table), seen)
+                except (Problem, StoreError) as problem:
                     reason = problem.message if isinstance(problem, StoreError) else problem
                     raise StoreError(
                         f"The {kind.table.name} row {row[key[0].name]!r} cannot be backed up "
