@@ -102,8 +102,37 @@ def test_a_saved_state_holds_every_field_as_the_generic_conversion_would() -> No
     saved = engine.state_as_dict(state, clock.tick(2))
     generic = as_plain(state._replace(active=engine.active_time(state, clock.now()), anchor=None))
     del generic["feedback"]  # kept by the store as the session's record, not in the state
-    assert saved == {**generic, "fired": sorted(state.fired), "format": engine.STATE_FORMAT}
+    generic["fired"] = sorted(state.fired)
+    # Saved, a step is what was decided for it; the page's view has every step whole.
+    decided = [{k: step[k] for k in engine.SAVED_STEP} for step in generic["steps"]]
+    assert saved == {**generic, "steps": decided, "format": engine.STATE_FORMAT}
     assert json.loads(json.dumps(saved)) == saved
+    view = engine.state_view(state, clock.now())
+    assert view == {**generic, "format": engine.VIEW_FORMAT}
+    assert json.loads(json.dumps(view)) == view
+
+
+def test_a_saved_state_keeps_no_words_and_restores_them_from_the_catalogue() -> None:
+    """The words are the catalogue's to make: the saved state is a fraction of the view's size,
+    and restoring either gives the very steps the session had, words and all."""
+    clock = FakeClock()
+    # Self mode on an area the hands cannot reach (a self-help line), an area avoided (a line in
+    # the whole-back cues, and the steps' `avoid`).
+    request = PlanRequest("self", 20, (Focus("mid-back", 8), Focus("lower-back", 5)), 4)
+    verdict = assess(CATALOGUE, (Finding("sunburn-or-rash", "lower-back"),))
+    plan = build_plan(CATALOGUE, request, verdict)
+    state = engine.start(engine.new_session(plan, rules_for(request, verdict)), clock.now())
+    state, _ = engine.feedback(CATALOGUE, state, clock.tick(100), "firmer")
+    saved = json.loads(json.dumps(engine.state_as_dict(state, clock.now())))
+    view = json.loads(json.dumps(engine.state_view(state, clock.now())))
+    text = json.dumps(saved)
+    assert all(step.cue not in text and step.halfway not in text for step in state.steps)
+    assert any(step.self_help for step in state.steps) and any(s.avoid for s in state.steps)
+    assert len(text) * 3 < len(json.dumps(view))
+    for kept in (saved, view):
+        restored = engine.state_from_dict(kept, CATALOGUE)
+        assert restored.steps == state.steps
+        assert restored == engine.state_from_dict(saved, CATALOGUE)
 
 
 OPERATIONS = ("skip", "extend", "good", "softer", "firmer", "tender", "cues", "wait")
@@ -127,7 +156,7 @@ def test_a_snapshot_made_like_the_last_one_is_the_same_as_one_made_afresh(
     saved = json.loads(json.dumps(engine.state_as_dict(state, clock.now())))
     for operation, seconds in operations:
         # As the server does it: restore the saved JSON, apply one change, save it `like` that.
-        restored = engine.state_from_dict(saved)
+        restored = engine.state_from_dict(saved, CATALOGUE)
         at = restored.active + seconds
         new = restored._replace(active=at, anchor=None, started=True)
         if operation == "skip":
@@ -156,7 +185,7 @@ def test_save_and_restore_mid_step_resumes_exactly_where_it_was() -> None:
     saved = json.loads(json.dumps(engine.state_as_dict(state, clock.now())))
 
     later = FakeClock(start=5.0)  # another process: another clock origin
-    restored = engine.state_from_dict(saved)
+    restored = engine.state_from_dict(saved, CATALOGUE)
     after = engine.position(restored, later.now())
     assert after.step == before.step
     assert after.elapsed == pytest.approx(before.elapsed)
@@ -171,7 +200,27 @@ def test_save_and_restore_mid_step_resumes_exactly_where_it_was() -> None:
 
 def test_unreadable_saved_state_is_a_clear_error() -> None:
     with pytest.raises(BadInput, match="cannot be read"):
-        engine.state_from_dict({"format": 1, "steps": "nonsense"})
+        engine.state_from_dict({"format": 1, "steps": "nonsense"}, CATALOGUE)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"technique": "levitation"}, "lacks"),
+        ({"region": "elbow"}, "lacks"),
+        ({"phase": "encore"}, "lacks"),
+        ({"pressure": 9}, "cannot be read"),
+        ({"extra": 1}, "must have exactly"),
+    ],
+)
+def test_a_saved_step_the_catalogue_cannot_make_is_a_clear_error(
+    change: dict[str, object], words: str
+) -> None:
+    saved = engine.state_as_dict(session(), 0.0)
+    saved["steps"][1] = {**saved["steps"][1], **change}
+    with pytest.raises(BadInput, match="cannot be read") as raised:
+        engine.state_from_dict(saved, CATALOGUE)
+    assert words in str(raised.value)
 
 
 def test_skip_moves_on_at_once_and_extend_adds_a_minute() -> None:
@@ -266,7 +315,8 @@ def test_no_sequence_of_events_skips_or_repeats_a_step(
             state, _ = engine.feedback(CATALOGUE, state, clock.now(), str(arg))
         elif name == "save":
             state = engine.resume(
-                engine.state_from_dict(engine.state_as_dict(state, clock.now())), clock.now()
+                engine.state_from_dict(engine.state_as_dict(state, clock.now()), CATALOGUE),
+                clock.now(),
             )
         else:
             state = getattr(engine, name)(state, clock.now())

@@ -9,7 +9,8 @@ import icalendar
 import pytest
 
 from backrub.core import engine
-from backrub.core.catalogue import CONTRAINDICATIONS
+from backrub.core.catalogue import CONTRAINDICATIONS, load_catalogue
+from backrub.core.models import PRESSURE_WORDS
 from backrub.store import SessionStore
 from backrub.web.schemas import EventAnswer, EventSaved
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     Connect = Callable[[FastAPI], AbstractContextManager[TestClient]]
 
 
+CATALOGUE = load_catalogue()
 SAVED_FIELDS = {"accepted", "seq", "active", "fired", "message"}
 
 
@@ -277,7 +279,9 @@ def test_a_plain_event_saves_what_the_engine_would(api: TestClient, start: Start
         {"kind": "progress", "active": 86_000.0, "seq": 8, "fired": ["finish"]},  # past the end
     ]
     for body in sends:
-        before = engine.state_from_dict(api.get(f"/api/v1/sessions/{sid}").json()["state"])
+        before = engine.state_from_dict(
+            api.get(f"/api/v1/sessions/{sid}").json()["state"], CATALOGUE
+        )
         at = max(before.active, body["active"])
         expected = before._replace(
             active=at,
@@ -287,12 +291,46 @@ def test_a_plain_event_saves_what_the_engine_would(api: TestClient, start: Start
         )
         answer = event(api, sid, **body)
         after = api.get(f"/api/v1/sessions/{sid}").json()
-        assert after["state"] == engine.state_as_dict(expected, at)
+        assert after["state"] == engine.state_view(expected, at)
         assert (answer["seq"], answer["active"], answer["fired"]) == (
             body["seq"], at, after["state"]["fired"],
         )  # fmt: skip
         assert after["record"]["seconds_done"] == int(engine.position(expected, at).elapsed)
     assert after["record"]["seconds_done"] == after["total"]
+
+
+def test_a_session_saved_with_its_words_goes_on_and_is_saved_without_them(
+    api: TestClient, app: FastAPI, start: Start
+) -> None:
+    """A session saved before the saved state left out the steps' words (its steps whole, as the
+    page's view has them) still opens, takes events, and is saved anew without them."""
+    sid = start(api)["id"]
+    store = SessionStore(app.state.backrub.engine)
+    view = api.get(f"/api/v1/sessions/{sid}").json()
+    old = {**view["state"], "seq": 1}
+    assert old["format"] == engine.VIEW_FORMAT and "cue" in old["steps"][0]
+    store.save_progress(sid, seq=1, seconds_done=0, state=old)
+    assert api.get(f"/api/v1/sessions/{sid}").json()["state"] == old
+
+    # Through the engine (the quick path takes only states saved as they are now): answered in
+    # full, nothing changed in the steps.
+    answer = event(api, sid, kind="progress", active=12.0, seq=2, fired=["step:0"])
+    assert answer["accepted"] is True and answer["changed_steps"] == []
+    _, saved = store.plan_and_state(sid)
+    assert saved["format"] == engine.STATE_FORMAT
+    assert [set(step) for step in saved["steps"]] == [set(engine.SAVED_STEP)] * len(old["steps"])
+    again = api.get(f"/api/v1/sessions/{sid}").json()
+    assert again["state"] == {**old, "active": 12.0, "started": True, "fired": ["step:0"], "seq": 2}
+
+    focus = next(i for i, s in enumerate(old["steps"]) if s["phase"] == "focus")
+    at = sum(again["durations"][:focus]) + 5
+    answer = event(api, sid, kind="feedback", feedback="softer", active=at, seq=3)
+    after = api.get(f"/api/v1/sessions/{sid}").json()
+    assert patched(again["state"]["steps"], answer) == after["state"]["steps"]
+    # Re-planned lighter, and said so in its words, made from the catalogue.
+    step = after["state"]["steps"][focus]
+    assert step["pressure"] == max(1, old["steps"][focus]["pressure"] - 1)
+    assert f" {PRESSURE_WORDS[step['pressure']].capitalize()} pressure." in step["cue"]
 
 
 def test_a_refused_progress_save_answers_the_whole_session(api: TestClient, start: Start) -> None:

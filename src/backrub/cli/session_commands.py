@@ -137,7 +137,7 @@ def register(app: typer.Typer, catalogue: "Catalogue") -> None:
                 if session_id is None:
                     fail("There is no unfinished session to resume; start one with backrub start.")
                 _, saved = store.plan_and_state(session_id)
-                state = engine.state_from_dict(saved)
+                state = engine.state_from_dict(saved, catalogue)
                 typer.echo("Picking up where you left off.")
             else:
                 session_id, state = _begin(

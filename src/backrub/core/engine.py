@@ -5,7 +5,7 @@ Everything is a pure function of a `LiveState` and a clock reading. Deadlines ar
 *active* time (time not paused) from the session's start, computed from the plan each time — never
 accumulated — so nothing drifts over an hour, and a pause shifts what follows by exactly its
 length. The state is a plain value: `state_as_dict` / `state_from_dict` save and restore it, and a
-restored session continues where it was, paused.
+restored session continues where it was, paused; `state_view` is what the page is shown.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from backrub.core.errors import BadInput
-from backrub.core.models import FEEDBACK_KINDS, PRESSURE_WORDS, FeedbackEvent, Step
-from backrub.core.planner import Rules, replan
+from backrub.core.models import FEEDBACK_KINDS, PHASES, PRESSURE_WORDS, FeedbackEvent, Step
+from backrub.core.planner import Rules, make_step, replan
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,7 +28,8 @@ CHECK_IN_AFTER = 20.0
 EXTEND_SECONDS = 60.0
 BREATH_IN = 4.0
 BREATH_OUT = 6.0
-STATE_FORMAT = 1
+# A saved state: its steps as decided (`SAVED_STEP`), their words made when it is restored.
+STATE_FORMAT = 2
 
 
 class Cue(NamedTuple):
@@ -280,11 +281,23 @@ def feedback(
 
 # ---- saving and restoring -------------------------------------------------------------------
 
+# What a saved step holds: what the planner decided for it. Its words (the cue, the breath, the
+# halfway line, the self-help), its tool and the areas it avoids follow from those, the catalogue
+# and the session's rules (`planner.make_step`), so they are made again when it is restored.
+SAVED_STEP = ("phase", "region", "technique", "pressure", "seconds", "start", "check_in")
+# The page's view of a state (`state_view`): every step whole, with its words.
+VIEW_FORMAT = 1
+
 
 def state_as_dict(
     state: LiveState, now: float, *, like: tuple[LiveState, dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """A JSON-ready snapshot. Running time is folded in; a restored session starts paused.
+    """A JSON-ready snapshot to save. Running time is folded in; a restored session starts
+    paused.
+
+    Each step is saved as what was decided for it (`SAVED_STEP`), not its words: a saved state
+    is a few hundred bytes rather than several KB, and it is written at every feedback, skip
+    and extend (bench/RESULTS.md). The page sees the steps whole: `state_view`.
 
     Field by field rather than through `as_plain`: it runs at every feedback, skip and extend,
     and the generic walk cost several times more (tests check the two agree).
@@ -294,23 +307,16 @@ def state_as_dict(
     again at every save. A restored state has heard nothing (`state_from_dict`).
 
     `like`: the state this one was made from, and its snapshot (as made here, or as read back
-    from JSON). What the two states share — the same steps, rules, durations — is taken from
-    that snapshot rather than made again: a feedback changes a few steps (tests check the result
-    is the same).
+    from JSON). What the two states share — the same steps, rules, durations, tender areas — is
+    that snapshot's very values rather than made again, so a caller can tell what changed by
+    identity (tests check the result is the same).
     """
     old, data = like if like is not None else (None, {})
-    rules = state.rules
     return {
-        "steps": _steps_as_dicts(state, old, data),
+        "steps": _saved_steps(state, old, data),
         "rules": data["rules"]
-        if old is not None and rules is old.rules
-        else {
-            "mode": rules.mode,
-            "limit": rules.limit,
-            "avoid_regions": sorted(rules.avoid_regions),
-            "avoid_tools": sorted(rules.avoid_tools),
-            "region_caps": [[region, cap] for region, cap in rules.region_caps],
-        },
+        if old is not None and state.rules is old.rules
+        else _rules_as_dict(state.rules),
         "ceiling": state.ceiling,
         "durations": data["durations"]
         if old is not None and state.durations == old.durations
@@ -322,22 +328,60 @@ def state_as_dict(
         "fired": data["fired"]
         if old is not None and state.fired == old.fired
         else sorted(state.fired),
-        "tender": list(state.tender),
+        "tender": data["tender"]
+        if old is not None and state.tender == old.tender
+        else list(state.tender),
         "seq": state.seq,
         "format": STATE_FORMAT,
     }
 
 
-def _steps_as_dicts(
+def state_view(state: LiveState, now: float) -> dict[str, Any]:
+    """The state as the page reads it (the `state` of the session's view): as saved, but with
+    every step whole, its words included."""
+    return {
+        **state_as_dict(state, now),
+        "steps": [_step_as_dict(step) for step in state.steps],
+        "format": VIEW_FORMAT,
+    }
+
+
+def _rules_as_dict(rules: Rules) -> dict[str, Any]:
+    return {
+        "mode": rules.mode,
+        "limit": rules.limit,
+        "avoid_regions": sorted(rules.avoid_regions),
+        "avoid_tools": sorted(rules.avoid_tools),
+        "region_caps": [[region, cap] for region, cap in rules.region_caps],
+    }
+
+
+def _saved_steps(
     state: LiveState, old: LiveState | None, data: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    if old is None:
-        return [_step_as_dict(step) for step in state.steps]
+    if old is None or data.get("format") != STATE_FORMAT:
+        return [_saved_step(step) for step in state.steps]
     shared = len(old.steps)
-    return [
-        data["steps"][i] if i < shared and step is old.steps[i] else _step_as_dict(step)
+    kept: list[dict[str, Any]] = data["steps"]
+    steps = [
+        kept[i] if i < shared and step is old.steps[i] else _saved_step(step)
         for i, step in enumerate(state.steps)
     ]
+    # Unchanged: the very list saved, so that the caller sees it did not change.
+    same = len(steps) == len(kept) and all(a is b for a, b in zip(steps, kept, strict=True))
+    return kept if same else steps
+
+
+def _saved_step(step: Step) -> dict[str, Any]:
+    return {
+        "phase": step.phase,
+        "region": step.region,
+        "technique": step.technique,
+        "pressure": step.pressure,
+        "seconds": step.seconds,
+        "start": step.start,
+        "check_in": step.check_in,
+    }
 
 
 def _step_as_dict(step: Step) -> dict[str, Any]:
@@ -346,20 +390,30 @@ def _step_as_dict(step: Step) -> dict[str, Any]:
     return data
 
 
-def state_from_dict(data: dict[str, Any]) -> LiveState:
+def state_from_dict(data: dict[str, Any], catalogue: Catalogue) -> LiveState:
+    """A saved state (or the page's view of one), restored paused. A saved step's words are
+    made from `catalogue`, as the planner makes them; a view's steps carry their own."""
     try:
-        if data.get("format") != STATE_FORMAT:
+        form = data.get("format")
+        if form not in (STATE_FORMAT, VIEW_FORMAT):
             raise ValueError("unknown format")
-        rules = data["rules"]
+        raw = data["rules"]
+        rules = Rules(
+            mode=raw["mode"],
+            limit=int(raw["limit"]),
+            avoid_regions=frozenset(raw["avoid_regions"]),
+            avoid_tools=frozenset(raw["avoid_tools"]),
+            region_caps=tuple((str(r), int(c)) for r, c in raw["region_caps"]),
+        )
+        if form == STATE_FORMAT:
+            steps = tuple(
+                _restored_step(catalogue, rules, i, s) for i, s in enumerate(data["steps"])
+            )
+        else:
+            steps = tuple(_step(s) for s in data["steps"])
         return LiveState(
-            steps=tuple(_step(s) for s in data["steps"]),
-            rules=Rules(
-                mode=rules["mode"],
-                limit=int(rules["limit"]),
-                avoid_regions=frozenset(rules["avoid_regions"]),
-                avoid_tools=frozenset(rules["avoid_tools"]),
-                region_caps=tuple((str(r), int(c)) for r, c in rules["region_caps"]),
-            ),
+            steps=steps,
+            rules=rules,
             ceiling=int(data["ceiling"]),
             durations=tuple(float(d) for d in data["durations"]),
             active=float(data["active"]),
@@ -372,6 +426,27 @@ def state_from_dict(data: dict[str, Any]) -> LiveState:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BadInput(f"The saved session cannot be read ({exc}); start a new one.") from None
+
+
+def _restored_step(catalogue: Catalogue, rules: Rules, index: int, saved: Any) -> Step:
+    if not isinstance(saved, dict) or set(saved) != set(SAVED_STEP):
+        raise ValueError(f"step {index + 1} must have exactly {', '.join(SAVED_STEP)}")
+    region = catalogue.regions.get(saved["region"])
+    technique = catalogue.techniques.get(saved["technique"])
+    if region is None or technique is None or saved["phase"] not in PHASES:
+        raise ValueError(f"step {index + 1} names a phase, area or technique this backrub lacks")
+    return make_step(
+        catalogue,
+        rules,
+        index=index,
+        phase=saved["phase"],
+        region=region,
+        technique=technique,
+        seconds=int(saved["seconds"]),
+        start=int(saved["start"]),
+        level=int(saved["pressure"]),
+        check_in=bool(saved["check_in"]),
+    )
 
 
 def _step(data: Sequence[Any] | dict[str, Any]) -> Step:

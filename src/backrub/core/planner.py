@@ -267,14 +267,16 @@ def _assemble(
             steps.append(kept)
         else:
             steps.append(
-                _make_step(
+                make_step(
                     catalogue,
                     rules,
-                    slot=slot,
                     index=index,
+                    phase=slot.phase,
+                    region=slot.region,
+                    technique=technique,
+                    seconds=slot.seconds,
                     start=start,
                     level=level,
-                    technique=technique,
                     check_in=check_in,
                 )
             )
@@ -334,18 +336,21 @@ def _choose_technique(catalogue: Catalogue, rules: Rules, slot: _Slot, level: in
     return pool[slot.turn % len(pool)]
 
 
-def _make_step(
+def make_step(
     catalogue: Catalogue,
     rules: Rules,
     *,
-    slot: _Slot,
     index: int,
+    phase: Phase,
+    region: Region,
+    technique: Technique,
+    seconds: int,
     start: int,
     level: int,
-    technique: Technique,
     check_in: bool,
 ) -> Step:
-    region = slot.region
+    """A step whole, its words included, from what the planner decided for it: the rest follows
+    from the catalogue and the session's rules (a restored session makes its steps so too)."""
     breath = catalogue.facts.breathing
     cue = technique.cues.start.format(region=region.name).rstrip()
     cue += f" {PRESSURE_WORDS[level].capitalize()} pressure."
@@ -361,12 +366,12 @@ def _make_step(
         cue += f" {breath}"
     return Step(
         position=index,
-        phase=slot.phase,
+        phase=phase,
         region=region.id,
         technique=technique.id,
         tool=technique.tools[0],
         pressure=level,
-        seconds=slot.seconds,
+        seconds=seconds,
         start=start,
         cue=cue,
         check_in=check_in,

@@ -95,9 +95,9 @@ def list_sessions(store: StoreDep) -> dict[str, Any]:
 
 
 @router.get("/sessions/{session_id}", response_model=SessionView, responses=NOT_FOUND)
-def get_session(session_id: str, store: StoreDep) -> dict[str, Any]:
+def get_session(session_id: str, catalogue: CatalogueDep, store: StoreDep) -> dict[str, Any]:
     """A session as the player resumes it: where it was, paused."""
-    return sessions.view(sessions.load(store, session_id))
+    return sessions.view(sessions.load(catalogue, store, session_id))
 
 
 @router.post(
@@ -124,9 +124,11 @@ def post_event(
     response_model=SessionView,
     responses={**NOT_FOUND, **ENDED},
 )
-def finish_session(session_id: str, body: FinishBody, store: StoreDep) -> dict[str, Any]:
+def finish_session(
+    session_id: str, body: FinishBody, catalogue: CatalogueDep, store: StoreDep
+) -> dict[str, Any]:
     """End the session, finished or stopped early, with the tension after."""
-    return sessions.view(sessions.finish(store, session_id, body, now=_now()))
+    return sessions.view(sessions.finish(catalogue, store, session_id, body, now=_now()))
 
 
 @router.get("/stats", response_model=dict[str, Any])

@@ -207,7 +207,7 @@ def post_voice(
     """One phrase the player would say in this session, in backrub's voice (Ogg Vorbis): for
     browsers without a speech-synthesis voice. Only the session's own words; others are 404.
     A POST, so the words (a tender spot, say) stay out of addresses and logs, and are not cached."""
-    live = sessions.load(store, session_id)
+    live = sessions.load(rt.catalogue, store, session_id)
     if not may_say(rt.catalogue, live, body.text):
         # 422, not 404: the session is there; the text is what is not allowed.
         raise HTTPException(422, NO_SUCH_TEXT)

@@ -217,7 +217,7 @@ class SessionView(BaseModel):
     record: RecordOut
     # As `backrub plan --json`, when the session was created.
     plan: dict[str, Any]
-    # The engine's saved state (`engine.state_as_dict`).
+    # The engine's state as the page reads it (`engine.state_view`: every step whole).
     state: dict[str, Any]
     cues: list[CueOut]
     durations: list[float]

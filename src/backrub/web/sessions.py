@@ -128,13 +128,13 @@ def create(catalogue: Catalogue, store: SessionStore, body: SessionBody, *, now:
         plan=plan_as_dict(catalogue, plan),
         state=engine.state_as_dict(state, 0.0),
     )
-    return load(store, session_id)
+    return load(catalogue, store, session_id)
 
 
-def load(store: SessionStore, session_id: str) -> Live:
+def load(catalogue: Catalogue, store: SessionStore, session_id: str) -> Live:
     record = store.get(session_id)
     plan, saved = store.plan_and_state(session_id)
-    return Live(record, plan, engine.state_from_dict(saved))
+    return Live(record, plan, engine.state_from_dict(saved, catalogue))
 
 
 def view(live: Live) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def view(live: Live) -> dict[str, Any]:
         "id": live.record.id,
         "record": record_as_dict(live.record),
         "plan": live.plan,
-        "state": engine.state_as_dict(state, 0.0),
+        "state": engine.state_view(state, 0.0),
         **timeline(state),
     }
 
@@ -175,14 +175,15 @@ def answer(outcome: Outcome) -> dict[str, Any]:
             "message": None,
         }
     live = outcome.live
-    state = outcome.state
     compact = outcome.accepted and outcome.changed_steps is not None
     full = {
-        # As saved (`engine.state_as_dict(outcome.live)`), not made again — but, for an accepted
-        # event, only the fields of the steps it changed: the page has the rest (the steps were
-        # nine tenths of the answer; a feedback changes a few fields of a few steps, a skip or
-        # an extend none).
-        "state": {k: v for k, v in state.items() if k != "steps"} if compact else state,
+        # As the page's view has it (`engine.state_view`) — but for an accepted event, without
+        # the steps: only the fields of those it changed go to the page, which has the rest (a
+        # feedback changes a few fields of a few steps, a skip or an extend none). The rest is
+        # the saved state's, the same as the view's but for how it holds the steps.
+        "state": {**_without_steps(outcome.state), "format": engine.VIEW_FORMAT}
+        if compact
+        else engine.state_view(live, live.active),
         # Not the cues: the page makes them from the steps and durations as the engine does
         # (timeline.js `schedule`, tested against `engine.schedule`), and they were a third of
         # the answer, made, encoded and compressed at every feedback.
@@ -193,14 +194,18 @@ def answer(outcome: Outcome) -> dict[str, Any]:
         "message": outcome.message,
     }
     if outcome.changed_steps is not None and compact:
-        steps = state["steps"]
+        steps = live.steps
         full["changed_steps"] = [
-            [i, {f: steps[i][f] for f in fields}] for i, fields in outcome.changed_steps
+            [i, {f: getattr(steps[i], f) for f in fields}] for i, fields in outcome.changed_steps
         ]
         full["applied_to"] = outcome.applied_to
     if outcome.record is None:
         return full
     return {"id": outcome.record.id, "record": record_as_dict(outcome.record), **full}
+
+
+def _without_steps(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k != "steps"}
 
 
 def answer_json(outcome: Outcome) -> bytes:
@@ -293,7 +298,7 @@ def apply_events(
         elif done.accepted:  # a progress save, pause or resume
             outcomes.append(Outcome(done.accepted, done.state))
         else:
-            state = engine.state_from_dict(done.state)
+            state = engine.state_from_dict(done.state, catalogue)
             outcomes.append(Outcome(done.accepted, done.state, done.record, state))
     return outcomes
 
@@ -343,7 +348,7 @@ def _applied(
     Also the message to say after feedback, and the state the event was applied to.
     `restored`: the engine's state `saved` was made from, when it is known."""
     if restored is None:
-        restored = engine.state_from_dict(saved)
+        restored = engine.state_from_dict(saved, catalogue)
     at = max(restored.active, body.active)
     state = restored._replace(
         active=at, anchor=None, started=True, fired=restored.fired | frozenset(body.fired)
@@ -372,9 +377,11 @@ def _applied(
     return state, message, change, restored
 
 
-def finish(store: SessionStore, session_id: str, body: FinishBody, *, now: datetime) -> Live:
+def finish(
+    catalogue: Catalogue, store: SessionStore, session_id: str, body: FinishBody, *, now: datetime
+) -> Live:
     """End the session: its last state, then the outcome (finished, or stopped early)."""
-    live = load(store, session_id)
+    live = load(catalogue, store, session_id)
     at = max(live.state.active, body.active)
     state = live.state._replace(active=at, anchor=None, started=True)
     if body.stopped:
@@ -393,4 +400,4 @@ def finish(store: SessionStore, session_id: str, body: FinishBody, *, now: datet
         note=body.note,
         ended_at=now,
     )
-    return load(store, session_id)
+    return load(catalogue, store, session_id)
