@@ -14,6 +14,7 @@ The rules it keeps (tested as properties):
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from backrub.core.errors import BadInput, OutOfRange, SafetyStop, UnknownRegion
@@ -33,7 +34,7 @@ from backrub.core.models import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from backrub.core.catalogue import Catalogue
 
@@ -52,6 +53,10 @@ TENSION_OFFSET = 1
 START_LEVEL = 2
 END_LEVEL = 2
 STROKES_LEVEL = 3
+# How a step's cue ends, by level: " Light pressure."
+PRESSURE_SENTENCES = {
+    level: f" {word.capitalize()} pressure." for level, word in PRESSURE_WORDS.items()
+}
 # A region marked tender is kept at light pressure.
 TENDER_LEVEL = 2
 # How much tenser a region counts when its tension stayed high in past sessions.
@@ -69,9 +74,11 @@ class Rules(NamedTuple):
     # Regions to keep lighter (marked tender now or in past sessions): region → highest level.
     region_caps: tuple[tuple[str, int], ...] = ()
 
-    def cap_for(self, region: Region) -> int:
-        caps = dict(self.region_caps)
-        return min(self.limit, region.max_pressure, caps.get(region.id, 5))
+    def cap_for(self, region: Region, caps: Mapping[str, int] | None = None) -> int:
+        """The highest level for `region` (`caps`: `region_caps` as a dict, when the caller
+        asks for many regions: made once rather than at every step of a re-plan)."""
+        found = dict(self.region_caps) if caps is None else caps
+        return min(self.limit, region.max_pressure, found.get(region.id, 5))
 
 
 class _Slot(NamedTuple):
@@ -128,7 +135,8 @@ def build_plan(
         raise SafetyStop(verdict, "The safety check says stop: no session can be planned.")
     rules = rules_for(request, verdict, history)
     slots = _slots(catalogue, request, verdict, history)
-    levels = _smooth([_target(s, rules) for s in slots])
+    caps = dict(rules.region_caps)
+    levels = _smooth([_target(s, rules, caps) for s in slots])
     steps = _assemble(catalogue, rules, slots, levels)
     return Plan(request=request, verdict=verdict, steps=tuple(steps))
 
@@ -148,7 +156,8 @@ def replan(
     ceiling = min(ceiling, rules.limit)
     slots = _slots_of(catalogue, steps)
     rest = slots[current:]
-    targets = [min(_target(s, rules), ceiling) for s in rest]
+    caps = dict(rules.region_caps)
+    targets = [min(_target(s, rules, caps), ceiling) for s in rest]
     targets[0] = level
     levels = [*(s.pressure for s in steps[:current]), *_smooth(targets, fixed_first=True)]
     return tuple(steps[:current]) + tuple(
@@ -214,9 +223,9 @@ def _slots_of(catalogue: Catalogue, steps: Sequence[Step]) -> list[_Slot]:
     return slots
 
 
-def _target(slot: _Slot, rules: Rules) -> int:
-    """The pressure a slot aims for before smoothing."""
-    cap = rules.cap_for(slot.region)
+def _target(slot: _Slot, rules: Rules, caps: Mapping[str, int]) -> int:
+    """The pressure a slot aims for before smoothing (`caps`: the rules' region caps)."""
+    cap = rules.cap_for(slot.region, caps)
     if slot.phase == "warm-up":
         return min(1 + slot.turn, START_LEVEL, cap)
     if slot.phase == "strokes":
@@ -282,6 +291,13 @@ def _assemble(
             )
         start += slot.seconds
     return steps
+
+
+@lru_cache(maxsize=1024)
+def _opening(template: str, region_name: str) -> str:
+    """A technique's opening words for an area: the same few are made at every re-plan, and at
+    every restore."""
+    return template.format(region=region_name).rstrip()
 
 
 def _split(total: int) -> list[int]:
@@ -352,8 +368,7 @@ def make_step(
     """A step whole, its words included, from what the planner decided for it: the rest follows
     from the catalogue and the session's rules (a restored session makes its steps so too)."""
     breath = catalogue.facts.breathing
-    cue = technique.cues.start.format(region=region.name).rstrip()
-    cue += f" {PRESSURE_WORDS[level].capitalize()} pressure."
+    cue = _opening(technique.cues.start, region.name) + PRESSURE_SENTENCES[level]
     avoid: tuple[str, ...] = ()
     if region.id == "whole-back" and rules.avoid_regions:
         avoid = tuple(sorted(rules.avoid_regions))
