@@ -116,6 +116,11 @@ _PG_SET = (
 _PG_WHERE = " WHERE s.id = b.id AND s.owner = b.owner"
 _PG_SAVE = text(f"{_PG_SET} {_PG_ROWS}){_PG_WHERE}")
 _PG_SAVE_WHOLE = text(f"{_PG_SET}, state = b.state {_PG_ROWS}, state json){_PG_WHERE}")
+# Each feedback event once (see `_keep_feedback`), in each backend's words.
+_KEEP_HEARD = {
+    "postgresql": postgresql.insert(FeedbackRow).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(FeedbackRow).on_conflict_do_nothing(),
+}
 _FEEDBACK = select(
     FeedbackRow.session_id, FeedbackRow.kind, FeedbackRow.at, FeedbackRow.step, FeedbackRow.region
 ).order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
@@ -385,8 +390,7 @@ def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]])
     rows: dict[tuple[str, FeedbackEvent], dict[str, Any]] = {}
     for sid, event in heard:
         rows.setdefault((sid, event), {"session_id": sid, **check.feedback(event)})
-    insert_new = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(insert_new(FeedbackRow).on_conflict_do_nothing(), list(rows.values()))
+    conn.execute(_KEEP_HEARD[conn.dialect.name], list(rows.values()))
 
 
 def feedback_of(

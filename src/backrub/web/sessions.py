@@ -331,11 +331,17 @@ def _changed_steps(
     unchanged step as it was); None when there are not as many steps as before."""
     if len(before) != len(after):
         return None
-    return tuple(
-        (i, tuple(f for f, o, n in zip(Step._fields, old, new, strict=True) if o != n))
-        for i, (old, new) in enumerate(zip(before, after, strict=True))
-        if new is not old and new != old
-    )
+    changed = []
+    for i, (old, new) in enumerate(zip(before, after, strict=True)):
+        if new is old:
+            continue
+        # Most fields are the very same objects (ids and words from the catalogue): `is` first.
+        fields = tuple(
+            f for f, o, n in zip(Step._fields, old, new, strict=True) if o is not n and o != n
+        )
+        if fields:
+            changed.append((i, fields))
+    return tuple(changed)
 
 
 def _applied(
