@@ -66,6 +66,8 @@ class Outcome(NamedTuple):
     # only those: `answer`); None when the steps are not the same in number (all are sent).
     applied_to: int | None = None
     changed_steps: tuple[tuple[int, tuple[str, ...]], ...] | None = None
+    # For a refused event: the page's view of the saved state, when already made.
+    view: dict[str, Any] | None = None
 
 
 # Events that record only the active time and the cues given: the timeline stays as the page
@@ -183,7 +185,7 @@ def answer(outcome: Outcome) -> dict[str, Any]:
         # the saved state's, the same as the view's but for how it holds the steps.
         "state": {**_without_steps(outcome.state), "format": engine.VIEW_FORMAT}
         if compact
-        else engine.state_view(live, live.active),
+        else outcome.view or engine.state_view(live, live.active),
         # Not the cues: the page makes them from the steps and durations as the engine does
         # (timeline.js `schedule`, tested against `engine.schedule`), and they were a third of
         # the answer, made, encoded and compressed at every feedback.
@@ -233,6 +235,7 @@ class Remembered:
         self.states = StateCache(size)
         self._size = size
         self._live: dict[str, tuple[dict[str, Any], engine.LiveState]] = {}
+        self._views: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def live(self, session_id: str, saved: dict[str, Any]) -> engine.LiveState | None:
         """The engine's state `saved` was made from, if it is the very snapshot kept."""
@@ -240,10 +243,28 @@ class Remembered:
         return kept[1] if kept is not None and kept[0] is saved else None
 
     def keep(self, session_id: str, saved: dict[str, Any], live: engine.LiveState) -> None:
-        self._live.pop(session_id, None)
-        self._live[session_id] = (saved, live)
-        if len(self._live) > self._size:
-            del self._live[next(iter(self._live))]
+        _keep(self._live, session_id, (saved, live), self._size)
+
+    def view(
+        self, session_id: str, saved: dict[str, Any], live: engine.LiveState
+    ) -> dict[str, Any]:
+        """The page's view of `saved` (restored as `live`), made once for each snapshot: the
+        events a session turns down, each answered with it, come in runs (two devices, a
+        reload's resent events)."""
+        kept = self._views.get(session_id)
+        if kept is not None and kept[0] is saved:
+            return kept[1]
+        made = engine.state_view(live, live.active)
+        _keep(self._views, session_id, (saved, made), self._size)
+        return made
+
+
+def _keep(kept: dict[str, Any], key: str, value: object, size: int) -> None:
+    """Keep `value` as the newest entry, the oldest going once there are more than `size`."""
+    kept.pop(key, None)
+    kept[key] = value
+    if len(kept) > size:
+        del kept[next(iter(kept))]
 
 
 def apply_events(
@@ -297,9 +318,15 @@ def apply_events(
             )
         elif done.accepted:  # a progress save, pause or resume
             outcomes.append(Outcome(done.accepted, done.state))
-        else:
-            state = engine.state_from_dict(done.state, catalogue)
-            outcomes.append(Outcome(done.accepted, done.state, done.record, state))
+        else:  # refused: answered with the saved state, as the page's view has it
+            sid = events[n][1]
+            live = remembered.live(sid, done.state) if remembered is not None else None
+            if live is None:
+                live = engine.state_from_dict(done.state, catalogue)
+                if remembered is not None:
+                    remembered.keep(sid, done.state, live)
+            view = remembered.view(sid, done.state, live) if remembered is not None else None
+            outcomes.append(Outcome(False, done.state, done.record, live, view=view))
     return outcomes
 
 
