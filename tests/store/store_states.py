@@ -22,22 +22,15 @@ PROGRESS_FIELDS = ("active", "anchor", "started", "fired", "seq")
 
 
 def step(position: int, region: str = "upper-back", seconds: int = 120) -> dict[str, Any]:
-    """One step of a plan, as `state_as_dict` writes it."""
+    """One step of a plan, as `state_as_dict` saves it: what was decided, not its words."""
     return {
-        "index": position,
-        "phase": "warm-up" if position == 0 else "work",
+        "phase": "warm-up" if position == 0 else "focus",
         "region": region,
         "technique": "effleurage",
-        "tool": "palms",
         "pressure": 2,
         "seconds": seconds,
         "start": 120 * position,
-        "cue": "Long, slow strokes.",
         "check_in": position == 1,
-        "breath": "in",
-        "halfway": "Halfway there.",
-        "self_help": None,
-        "avoid": [],
     }
 
 
