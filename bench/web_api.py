@@ -32,7 +32,11 @@ server process and wrk used during each run (100 % = one core) shows which side 
 bottleneck: a server near 100 % is saturated, and wrk well below it is not.
 
     python bench/web_api.py [--seconds S] [--connections N] [--sessions-per-connection N]
-                            [--no-postgres] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432]
+                            [--only RUN ...] [--no-sqlite] [--no-postgres]
+                            [--postgres postgresql+psycopg://postgres@127.0.0.1:5432]
+
+`--only progress feedback` (or `worst-progress`, `worst-feedback`) runs only those of backrub's
+four runs, hello world still beside them: quick paired runs of one change against another.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ import httpx
 from serving import postgres_database
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection, Iterator
 
     from fastapi import FastAPI
 
@@ -67,6 +71,8 @@ SESSION_BODY = {
     "tension_before": 7,
 }
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+# backrub's runs, in the order they go (`--only`).
+RUNS = ("progress", "feedback", "worst-progress", "worst-feedback")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # wrk's request() builds every request. Each wrk thread has one connection — one player — and
@@ -319,19 +325,25 @@ def measure_backrub(
     seconds: float,
     connections: int,
     per_connection: int,
+    only: Collection[str],
 ) -> None:
-    """Hello world, then backrub's four runs on a fresh `backrub serve`."""
+    """Hello world, then backrub's four runs (those in `only`) on a fresh `backrub serve`."""
     with server([sys.executable, "-m", "backrub", "serve", "--port", "0"], env) as (where, pid):
         api = Backrub(where)
         try:
             api.warm_up()
             many = connections * per_connection
             spread = f"{many} sessions"
+            chosen = {
+                "progress": (f"progress, {spread}", "progress", many),
+                "feedback": (f"feedback, {spread}", "feedback", many),
+                "worst-progress": ("progress, 1 session (worst case)", "progress", 1),
+                "worst-feedback": ("feedback, 1 session (worst case)", "feedback", 1),
+            }
             runs = {
-                f"progress, {spread}": ("progress", api.sessions(many)),
-                f"feedback, {spread}": ("feedback", api.sessions(many)),
-                "progress, 1 session (worst case)": ("progress", api.sessions(1)),
-                "feedback, 1 session (worst case)": ("feedback", api.sessions(1)),
+                label: (kind, api.sessions(count))
+                for run, (label, kind, count) in chosen.items()
+                if run in only
             }
             print(name)
             base = measure_hello(hello, seconds=seconds, connections=connections)
@@ -382,6 +394,8 @@ def main() -> None:
     )
     parser.add_argument("--postgres", default=POSTGRES, help="server URL, without a database")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=RUNS, default=RUNS, metavar="RUN")
     parser.add_argument("--serve-hello", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_hello:
@@ -406,10 +420,12 @@ def main() -> None:
         "seconds": args.seconds,
         "connections": args.connections,
         "per_connection": args.sessions_per_connection,
+        "only": frozenset(args.only),
     }
     try:
         with server([sys.executable, __file__, "--serve-hello"], env) as hello:
-            measure_backrub("SQLite", env, hello=hello, **options)
+            if not args.no_sqlite:
+                measure_backrub("SQLite", env, hello=hello, **options)
             if not args.no_postgres:
                 with postgres_database(args.postgres, "web") as url:
                     pg_env = {**env, "BACKRUB_DATABASE_URL": url}
