@@ -275,7 +275,7 @@ def repeat_feedback(lines: list[Any]) -> None:
 
 DAMAGES = {
     "cut-short": (drop(-1), "ends early"),
-    "newer-schema": (lambda ls: ls[0].update(schema="0004"), "upgrade backrub"),
+    "newer-schema": (lambda ls: ls[0].update(schema="0005"), "upgrade backrub"),
     "older-schema": (lambda ls: ls[0].update(schema="0001"), "use the backrub that wrote it"),
     "newer-format": (lambda ls: ls[0].update(version=2), "newer backrub"),
     "not-a-backup": (lambda ls: ls.__setitem__(0, {"sessions": []}), "not a backrub backup"),
@@ -299,7 +299,6 @@ DAMAGES = {
     "overflowing-date": (damage_row("users", created_at="0001-01-01T00:00+05:00"), "time zone"),
     "feedback-kind": (damage_row("feedback_events", kind="harder"), "feedback kind"),
     "orphan": (damage_row("feedback_events", session_id="f" * 32), "not in the backup"),
-    "repeated-feedback": (repeat_feedback, "in it twice"),
     "extra-field": (damage_row("remotes", admin=True), "exactly the fields"),
     "nul": (damage_row("sessions", note="a\x00b"), "not plain Unicode"),
     "surrogate": (damage_row("sessions", plan={"x": "\ud800"}), "not plain Unicode"),
@@ -374,6 +373,26 @@ def test_deep_and_long_rows_are_refused(
     monkeypatch.setattr(backup_module, "MAX_LINE", 100)
     with pytest.raises(BackupError, match="longer than 100 bytes"), good_backup.open("rb") as f:
         check_backup(f)
+
+
+@pytest.mark.parametrize("schema", ["0003", "0004"])
+def test_the_same_words_at_the_same_moment_twice_restore_as_two_events(
+    make_db: Callable[[str, str], Engine], good_backup: Path, tmp_path: Path, schema: str
+) -> None:
+    """Two taps of the same word while paused are two events (each re-planned the session): a
+    backup keeps both, and so does its restore — from this schema, or from 0003, whose rows are
+    the same."""
+    lines = lines_of(good_backup)
+    repeat_feedback(lines)
+    lines[0]["schema"] = schema
+    path = tmp_path / "twice.gz"
+    write_lines(path, lines)
+    target = make_db("sqlite", "twice")
+    assert restore_backup(target, path)["feedback_events"] == counts(target)["feedback_events"]
+    heard = [
+        (r["session_id"], r["kind"], r["at"], r["step"]) for r in rows(target)["feedback_events"]
+    ]
+    assert len(heard) == len(set(heard)) + 1
 
 
 def test_an_uncompressed_backup_restores_too(
@@ -609,10 +628,10 @@ def test_a_backup_of_schema_0002_restores_with_each_sessions_progress(
             old["fired"],
         )
     # A backup of it now is of this schema, and restores to the very same rows.
-    write_backup(target, tmp_path / "0003.gz", now=NOW)
-    assert lines_of(tmp_path / "0003.gz")[0]["schema"] == SCHEMA_HEAD == "0003"
+    write_backup(target, tmp_path / "now.gz", now=NOW)
+    assert lines_of(tmp_path / "now.gz")[0]["schema"] == SCHEMA_HEAD == "0004"
     again = make_db("sqlite", "again")
-    restore_backup(again, tmp_path / "0003.gz")
+    restore_backup(again, tmp_path / "now.gz")
     assert {t: rows(again)[t] for t in TABLES} == {t: rows(target)[t] for t in TABLES}
 
 
@@ -661,9 +680,9 @@ def test_a_damaged_0002_session_is_one_sentence_naming_its_line(
 
 
 @pytest.mark.parametrize(
-    ("schema", "words"), [("0001", "use the backrub that wrote it"), ("0004", "upgrade backrub")]
+    ("schema", "words"), [("0001", "use the backrub that wrote it"), ("0005", "upgrade backrub")]
 )
-def test_a_backup_of_another_schema_names_the_two_this_backrub_restores(
+def test_a_backup_of_another_schema_names_the_three_this_backrub_restores(
     make_db: Callable[[str, str], Engine], tmp_path: Path, schema: str, words: str
 ) -> None:
     lines = backup_0002()
@@ -675,7 +694,7 @@ def test_a_backup_of_another_schema_names_the_two_this_backrub_restores(
         restore_backup(target, path)
     message = raised.value.message
     assert f"database schema {schema!r}" in message
-    assert "'0002' and '0003'" in message
+    assert "'0002', '0003' and '0004'" in message
     assert words in message
     assert one_sentence(message), message
     assert counts(target) == {}

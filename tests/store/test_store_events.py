@@ -278,16 +278,19 @@ def test_a_change_that_fails_leaves_its_session_and_holds_back_no_other(
     assert [accepted(r).state["log"] for r in again] == [["kept", "now"], ["now"]]
 
 
-def test_feedback_heard_twice_is_kept_once(
+def test_every_feedback_heard_is_kept_the_same_words_twice_too(
     store: SessionStore, new_session: Make, counts: Counts
 ) -> None:
+    """Each accepted event's feedback is a row of its own: the same words at the same moment
+    twice (tapped twice while paused) are two events, each of which re-planned the session. A
+    refused event's feedback is not kept: it changed nothing."""
     sid, elsewhere = new_session(), new_session()
     softer, tender = feedback("softer", 30.5), feedback("tender", 42.0, step=2)
     results = advance_all(
         store.engine,
         [
             event(store, sid, 1, logged("a", 30, feedback=softer, tender=[])),
-            event(store, sid, 2, logged("b", 31, feedback=softer, tender=[])),  # sent twice
+            event(store, sid, 2, logged("b", 31, feedback=softer, tender=[])),  # tapped again
             event(store, sid, 3, logged("c", 42, feedback=tender, tender=["upper-back"])),
             # The same words about another session are that session's own.
             event(store, elsewhere, 1, logged("d", 30, feedback=softer)),
@@ -296,12 +299,12 @@ def test_feedback_heard_twice_is_kept_once(
     for result in results:
         accepted(result)
     record = store.get(sid)
-    assert record.feedback == (softer, tender)
+    assert record.feedback == (softer, softer, tender)
     assert record.tender == ("upper-back",)
     assert store.get(elsewhere).feedback == (softer,)
     assert store.get(elsewhere).tender == ()  # no tender given: left as it was
-    assert counts() == (2, 3)
-    # Once more in a later batch, and a refused event's feedback: still once.
+    assert counts() == (2, 4)
+    # In a later batch: an accepted event's feedback is kept, a refused one's is not.
     later = advance_all(
         store.engine,
         [
@@ -311,8 +314,8 @@ def test_feedback_heard_twice_is_kept_once(
     )
     assert accepted(later[0]).record == store.get(sid)
     refused(later[1])
-    assert store.get(sid).feedback == (softer, tender)
-    assert counts() == (2, 3)
+    assert store.get(sid).feedback == (softer, softer, tender, tender)
+    assert counts() == (2, 5)
 
 
 def test_a_full_answer_reads_the_record(store: SessionStore, new_session: Make) -> None:

@@ -234,16 +234,16 @@ def test_feedback_progress_and_tender_are_saved_together(
     assert record.feedback == (late, softer)  # by time in the session
     assert store.plan_and_state(session_id)[1] == fourth
 
-    # The same event delivered twice is kept once.
+    # The same words at the same moment again (tapped twice while paused): another event.
     fifth = state_at(5, tender=["upper-back"])
     store.add_feedback(
         session_id, event=softer, seq=5, seconds_done=90, state=fifth, tender=["upper-back"]
     )
     record = store.get(session_id)
-    assert len(record.feedback) == 2
+    assert record.feedback == (late, softer, softer)
     assert (record.seconds_done, record.tender) == (90, ("upper-back",))
     assert store.plan_and_state(session_id)[1] == fifth
-    assert counts() == (1, 2)
+    assert counts() == (1, 3)
 
 
 def test_an_ended_session_stays_as_it_was_saved(store: SessionStore, new_session: Make) -> None:

@@ -345,7 +345,7 @@ def raw_sessions(engine: Engine, *columns: str) -> dict[str, dict[str, Any]]:
 def test_the_migration_to_0003_keeps_every_sessions_progress(at_0002: Engine) -> None:
     migrate(at_0002)
     with at_0002.connect() as conn:
-        assert stored_revisions(conn) == {"0003"}
+        assert stored_revisions(conn) == {SCHEMA_HEAD}
         # The schema it leaves is the tables' own, index on (session_id, at) included.
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
@@ -375,9 +375,10 @@ def test_the_migration_to_0003_keeps_every_sessions_progress(at_0002: Engine) ->
     assert (ended.status, ended.seconds_done, ended.tension_after) == ("finished", 1790, 2)
 
 
-def test_the_migration_to_0003_keeps_each_feedback_event_once(at_0002: Engine) -> None:
-    """Schema 0002 had no unique index: a restored backup could hold an event twice. The first
-    stays, in its place in the order heard; then the database itself refuses a repeat."""
+def test_repeats_dropped_by_0003_stay_dropped_and_0004_keeps_every_event(at_0002: Engine) -> None:
+    """Schema 0003 took an event's content for its identity: a restored backup's repeat was
+    dropped (the first stays, in its place in the order heard). From 0004 the same words at the
+    same moment twice are two events (tapped twice while paused), both kept."""
     with at_0002.begin() as conn:
         repeat = [{"session_id": "a-running", **e._asdict()} for e in (SOFTER, TENDER, SOFTER)]
         conn.execute(insert(FeedbackRow), repeat)
@@ -387,6 +388,28 @@ def test_the_migration_to_0003_keeps_each_feedback_event_once(at_0002: Engine) -
     store = SessionStore(at_0002, "local")
     assert store.get("a-running").feedback == (SOFTER, TENDER)
     assert store.get("b-ended").feedback == (GOOD,)
+    with at_0002.begin() as conn:
+        conn.execute(insert(FeedbackRow), [{"session_id": "b-ended", **GOOD._asdict()}])
+    assert store.get("b-ended").feedback == (GOOD, GOOD)
+
+
+def test_the_downgrade_from_0004_drops_repeats_and_makes_the_index_unique_again(
+    at_0002: Engine,
+) -> None:
+    migrate(at_0002)
+    with at_0002.begin() as conn:
+        conn.execute(insert(FeedbackRow), [{"session_id": "b-ended", **GOOD._asdict()}])
+    config = alembic_config()
+    with at_0002.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+        assert stored_revisions(conn) == {"0003"}
+        indexes = {i["name"]: i for i in inspect(conn).get_indexes("feedback_events")}
+    unique = indexes["uq_feedback_events_session_id_at_kind_step_region"]
+    assert unique["unique"] and "ix_feedback_events_session_id_at" not in indexes
+    store = SessionStore(at_0002, "local")
+    assert store.get("b-ended").feedback == (GOOD,)
+    assert store.get("a-running").feedback == (SOFTER, TENDER)
     with pytest.raises(IntegrityError), at_0002.begin() as conn:
         conn.execute(insert(FeedbackRow), [{"session_id": "b-ended", **GOOD._asdict()}])
 

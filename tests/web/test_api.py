@@ -408,6 +408,24 @@ def test_feedback_replans_the_rest_and_is_remembered(api: TestClient, start: Sta
     assert again["record"]["seconds_done"] == int(at + 10)
 
 
+def test_the_same_word_twice_while_paused_is_heard_twice(api: TestClient, body: Body) -> None:
+    """Paused, the active time stands still: "softer" tapped twice is the same words at the same
+    moment, twice. Both re-plan (two levels lighter), and the record keeps both."""
+    view = api.post("/api/v1/sessions", json=body(pressure="firm", tension_before=5)).json()
+    sid = view["id"]
+    focus = next(i for i, s in enumerate(view["plan"]["steps"]) if s["phase"] == "focus")
+    at = sum(view["durations"][:focus]) + 3
+    before = view["state"]["steps"][focus]["pressure"]
+    assert before >= 3, "the test needs a step that can go two levels lighter"
+    for seq in (1, 2):
+        answer = event(api, sid, kind="feedback", feedback="softer", active=at, seq=seq)
+        assert answer["accepted"] is True and answer["message"].startswith("Softer")
+    again = api.get(f"/api/v1/sessions/{sid}").json()
+    assert again["state"]["steps"][focus]["pressure"] == before - 2
+    heard = [(f["kind"], f["at"], f["step"]) for f in again["record"]["feedback"]]
+    assert heard == [("softer", at, focus)] * 2
+
+
 @pytest.mark.parametrize("mode", ["self", "partner"])
 def test_the_changed_steps_of_each_answer_make_the_saved_steps(
     api: TestClient, start: Start, mode: str

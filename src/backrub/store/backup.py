@@ -3,7 +3,7 @@
 The file is JSON lines, gzip'd, and the same whether it comes from SQLite or PostgreSQL, so a
 backup of one restores into the other:
 
-    {"format": "backrub-backup", "version": 1, "schema": "0003", "created_at": "…"}
+    {"format": "backrub-backup", "version": 1, "schema": "0004", "created_at": "…"}
     {"table": "users", "row": {"id": "…", "email": "…", "password_hash": "$argon2id$…", …}}
     …                                    (users, sessions, logins, feedback_events, remotes)
     {"end": {"users": 2, "sessions": 14, "logins": 1, "feedback_events": 40, "remotes": 0}}
@@ -13,8 +13,9 @@ children. The closing row counts notice a file that was cut short. Two tables ar
 because their rows live for seconds to an hour and mean nothing on another server: failed
 sign-ins (throttling counts) and the receiver's remote's waiting messages.
 
-A backup of the schema before (0002, where a session's state was one document) is restored too:
-its sessions are moved to this schema's shape as the migration to 0003 moved them.
+Backups of the schemas before are restored too: 0003's rows are this schema's (0004 changed an
+index only); 0002's sessions (a session's state was one document) are moved to this schema's
+shape as the migration to 0003 moved them.
 
 Every row is validated before anything is written (store/backup_rows.py: the same rules the
 store applies when it saves, plus each column's size), so a damaged or hostile file is one
@@ -40,6 +41,7 @@ from backrub.store.backup_rows import (
     KINDS,
     OLDER_SCHEMA,
     ORDER,
+    SAME_ROWS_SCHEMA,
     TABLES,
     Problem,
     Seen,
@@ -84,7 +86,7 @@ def read_backup(stream: IO[bytes]) -> Iterator[tuple[Table, dict[str, Any]]]:
     stream.seek(0)
     lines = _lines(gzip.GzipFile(fileobj=stream, mode="rb") if gzipped else stream)
     number, first = next(lines, (1, None))
-    older = _header(first) != SCHEMA_HEAD
+    older = _header(first) == OLDER_SCHEMA
     seen = Seen()
     counts = dict.fromkeys(TABLES, 0)
     current = 0
@@ -194,7 +196,7 @@ def _header(first: object) -> str:
             f"The backup was written by a newer backrub (backup format {version}; this backrub "
             f"reads format {VERSION}), so upgrade backrub to restore it; nothing was restored."
         )
-    if schema in (SCHEMA_HEAD, OLDER_SCHEMA):
+    if schema in (SCHEMA_HEAD, SAME_ROWS_SCHEMA, OLDER_SCHEMA):
         return cast("str", schema)
     newer = (
         isinstance(schema, str)
@@ -205,7 +207,8 @@ def _header(first: object) -> str:
     todo = "upgrade backrub" if newer else "use the backrub that wrote it"
     raise BackupError(
         f"The backup holds database schema {str(schema)[:20]!r} and this backrub restores "
-        f"schemas {OLDER_SCHEMA!r} and {SCHEMA_HEAD!r}, so {todo} to restore it; "
+        f"schemas {OLDER_SCHEMA!r}, {SAME_ROWS_SCHEMA!r} and {SCHEMA_HEAD!r}, so {todo} to "
+        "restore it; "
         "nothing was restored."
     )
 

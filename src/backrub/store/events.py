@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
-from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, insert, select, text, update
 
 from backrub.core.errors import BackrubError
 from backrub.core.models import FeedbackEvent, Focus, SessionRecord
@@ -116,11 +115,7 @@ _PG_SET = (
 _PG_WHERE = " WHERE s.id = b.id AND s.owner = b.owner"
 _PG_SAVE = text(f"{_PG_SET} {_PG_ROWS}){_PG_WHERE}")
 _PG_SAVE_WHOLE = text(f"{_PG_SET}, state = b.state {_PG_ROWS}, state json){_PG_WHERE}")
-# Each feedback event once (see `_keep_feedback`), in each backend's words.
-_KEEP_HEARD = {
-    "postgresql": postgresql.insert(FeedbackRow).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(FeedbackRow).on_conflict_do_nothing(),
-}
+_KEEP_HEARD = insert(FeedbackRow)
 _FEEDBACK = select(
     FeedbackRow.session_id, FeedbackRow.kind, FeedbackRow.at, FeedbackRow.step, FeedbackRow.region
 ).order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
@@ -384,13 +379,10 @@ def _json_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]]) -> None:
-    """Store what the receivers said, each event once even if it arrives twice: the table's
-    unique index turns a repeat into nothing (one statement, where a read of the events at the
-    same moments and an insert were two, and the read grew with the session)."""
-    rows: dict[tuple[str, FeedbackEvent], dict[str, Any]] = {}
-    for sid, event in heard:
-        rows.setdefault((sid, event), {"session_id": sid, **check.feedback(event)})
-    conn.execute(_KEEP_HEARD[conn.dialect.name], list(rows.values()))
+    """Store what the receivers said: a row for each event applied, in one statement. The same
+    words at the same moment twice (tapped twice while paused) are two events, each of which
+    re-planned the rest; an event sent again never gets here (the `seq` rule refuses it)."""
+    conn.execute(_KEEP_HEARD, [{"session_id": sid, **check.feedback(e)} for sid, e in heard])
 
 
 def feedback_of(

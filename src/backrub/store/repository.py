@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from backrub.core.errors import BackrubError
 from backrub.store import saved_state
@@ -156,8 +155,8 @@ class SessionStore:
     ) -> None:
         """Record what the receiver said, with the progress and tender regions it led to.
 
-        All or nothing, in one transaction. The event is kept once even if it arrives twice; the
-        progress and tender regions follow the same `seq` rule as `save_progress`.
+        All or nothing, in one transaction. The event is always kept (a late one too: it was
+        heard); the progress and tender regions follow the same `seq` rule as `save_progress`.
         """
         row = check.feedback(event)
         values = self._progress(seq=seq, seconds_done=seconds_done, state=state)
@@ -168,11 +167,7 @@ class SessionStore:
                 raise StoreError(
                     f"Session {session_id!r} has ended, so feedback can no longer be added to it."
                 )
-            # Each event once: the table's unique index turns a repeat into nothing.
-            insert_new = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            conn.execute(
-                insert_new(FeedbackRow).on_conflict_do_nothing(), {"session_id": session_id, **row}
-            )
+            conn.execute(insert(FeedbackRow), {"session_id": session_id, **row})
             if values["progress_seq"] > stored_seq:
                 conn.execute(update(SessionRow).where(self._mine(session_id)).values(values))
 

@@ -145,17 +145,9 @@ class FeedbackRow(Base):
     region: Mapped[str] = mapped_column(String(REGION_MAX))
 
     __table_args__ = (
-        # A session's events in the order heard; and each event once: a repeated send (the same
-        # word at the same moment of the same step) is not stored again (ON CONFLICT DO NOTHING).
-        Index(
-            "uq_feedback_events_session_id_at_kind_step_region",
-            "session_id",
-            "at",
-            "kind",
-            "step",
-            "region",
-            unique=True,
-        ),
+        # A session's events in the order heard. Not unique: the same word twice at the same
+        # moment (tapped twice while paused) is two events, each of which re-planned the rest.
+        Index("ix_feedback_events_session_id_at", "session_id", "at"),
         CheckConstraint("kind IN ('good', 'softer', 'firmer', 'tender')", name="kind"),
         CheckConstraint("at >= 0", name="at"),
         CheckConstraint("step >= 0", name="step"),
