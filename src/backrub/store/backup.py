@@ -208,8 +208,7 @@ def _header(first: object) -> str:
     raise BackupError(
         f"The backup holds database schema {str(schema)[:20]!r} and this backrub restores "
         f"schemas {OLDER_SCHEMA!r}, {SAME_ROWS_SCHEMA!r} and {SCHEMA_HEAD!r}, so {todo} to "
-        "restore it; "
-        "nothing was restored."
+        "restore it; nothing was restored."
     )
 
 
