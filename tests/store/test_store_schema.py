@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from backrub.store.tables import Base, FeedbackRow, SessionRow
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
     from backrub.config import Settings
 
@@ -79,10 +80,8 @@ def test_migrations_build_exactly_the_tables(store: SessionStore) -> None:
 
 
 def test_migrations_go_down_and_up_again(store: SessionStore) -> None:
-    config = alembic_config()
-    with store.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "base")
+    with moved_to(store.engine, "base"):
+        pass
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     migrate(store.engine)
     assert {"sessions", "feedback_events"} <= set(inspect(store.engine).get_table_names())
@@ -312,15 +311,23 @@ OLD_ROWS = {
 OLD_FEEDBACK = [("a-running", SOFTER), ("a-running", TENDER), ("b-ended", GOOD)]
 
 
+@contextmanager
+def moved_to(engine: Engine, revision: str, *, up: bool = False) -> Iterator[Connection]:
+    """Alembic's downgrade (or upgrade) to `revision`, in a transaction the block goes on in."""
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        (command.upgrade if up else command.downgrade)(config, revision)
+        expected = set() if revision == "base" else {revision}
+        assert stored_revisions(conn) == expected
+        yield conn
+
+
 @pytest.fixture
 def at_0002(settings: Settings) -> Iterator[Engine]:
     """A database at schema 0002 holding sessions in its shape, with their feedback rows."""
     engine = make_engine(settings)
-    config = alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0002")
-        assert stored_revisions(conn) == {"0002"}
+    with moved_to(engine, "0002", up=True) as conn:
         conn.execute(insert(SessionRow), list(OLD_ROWS.values()))
         conn.execute(
             insert(FeedbackRow), [{"session_id": sid, **e._asdict()} for sid, e in OLD_FEEDBACK]
@@ -399,11 +406,7 @@ def test_the_downgrade_from_0004_drops_repeats_and_makes_the_index_unique_again(
     migrate(at_0002)
     with at_0002.begin() as conn:
         conn.execute(insert(FeedbackRow), [{"session_id": "b-ended", **GOOD._asdict()}])
-    config = alembic_config()
-    with at_0002.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0003")
-        assert stored_revisions(conn) == {"0003"}
+    with moved_to(at_0002, "0003") as conn:
         indexes = {i["name"]: i for i in inspect(conn).get_indexes("feedback_events")}
     unique = indexes["uq_feedback_events_session_id_at_kind_step_region"]
     assert unique["unique"] and "ix_feedback_events_session_id_at" not in indexes
@@ -475,11 +478,7 @@ def test_the_migration_down_to_0002_puts_the_progress_and_feedback_back(
         tender=[],
     )
     saved = snapshot(at_0002)
-    config = alembic_config()
-    with at_0002.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0002")
-        assert stored_revisions(conn) == {"0002"}
+    with moved_to(at_0002, "0002") as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("sessions")}
         indexes = {
             i["name"]: i["column_names"] for i in inspect(conn).get_indexes("feedback_events")
@@ -520,10 +519,8 @@ def test_sessions_leave_room_for_their_next_versions_on_postgresql(store: Sessio
         return found
 
     assert options() == ["fillfactor=50"]
-    config = alembic_config()
-    with store.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0002")
+    with moved_to(store.engine, "0002"):
+        pass
     assert options() is None
     migrate(store.engine)
     assert options() == ["fillfactor=50"]
