@@ -15,7 +15,7 @@ The rules it keeps (tested as properties):
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from backrub.core.errors import BadInput, OutOfRange, SafetyStop, UnknownRegion
 from backrub.core.models import (
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
     from backrub.core.catalogue import Catalogue
 
+T = TypeVar("T")
+LEVELS = (1, 2, 3, 4, 5)
 MIN_STEP = 30
 # Steps stay short enough that a check-in at every step start can keep the 5-minute rule.
 MAX_STEP = 150
@@ -154,14 +156,75 @@ def replan(
     `ceiling`: the rest rises by at most one level a step, stays within the rules and still ends
     light. Earlier steps, and every step's time, are kept."""
     ceiling = min(ceiling, rules.limit)
-    slots = _slots_of(catalogue, steps)
-    rest = slots[current:]
-    caps = dict(rules.region_caps)
-    targets = [min(_target(s, rules, caps), ceiling) for s in rest]
+    shape = tuple([(s.phase, s.region, s.seconds) for s in steps])
+    plan = _skeleton(_Same(catalogue), shape, rules)
+    targets = [min(t, ceiling) for t in plan.targets[current:]]
     targets[0] = level
     levels = [*(s.pressure for s in steps[:current]), *_smooth(targets, fixed_first=True)]
     return tuple(steps[:current]) + tuple(
-        _assemble(catalogue, rules, slots, levels, first=current, before=steps[:current], old=steps)
+        _assemble(
+            catalogue,
+            rules,
+            plan.slots,
+            levels,
+            first=current,
+            before=steps[:current],
+            old=steps,
+            choices=plan.choices,
+        )
+    )
+
+
+class _Same(Generic[T]):
+    """A value compared and hashed by identity: the catalogue as part of a cache's key (the
+    key holds it, so its id cannot be reused while the entry is kept)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.value is self.value
+
+
+class _Skeleton(NamedTuple):
+    """What a re-plan needs of a session besides the levels: its slots, each slot's target
+    before the feedback's ceiling, and the technique each slot would get at each level."""
+
+    slots: tuple[_Slot, ...]
+    targets: tuple[int, ...]
+    # choices[slot][level - 1]
+    choices: tuple[tuple[Technique, ...], ...]
+
+
+@lru_cache(maxsize=1024)
+def _skeleton(
+    catalogue: _Same[Catalogue], shape: tuple[tuple[Phase, str, int], ...], rules: Rules
+) -> _Skeleton:
+    """Made once for a session's steps (their phase, area and length, which a re-plan never
+    changes) under its rules, not at every feedback: most of a re-plan's time before."""
+    found = catalogue.value
+    groups: dict[tuple[str, str], int] = {}
+    for phase, region, _ in shape:
+        groups[(phase, region)] = groups.get((phase, region), 0) + 1
+    seen: dict[tuple[str, str], int] = {}
+    slots = []
+    for phase, region, seconds in shape:
+        turn = seen.get((phase, region), 0)
+        seen[(phase, region)] = turn + 1
+        slots.append(_Slot(phase, found.regions[region], seconds, turn, groups[(phase, region)]))
+    caps = dict(rules.region_caps)
+    return _Skeleton(
+        slots=tuple(slots),
+        targets=tuple(_target(slot, rules, caps) for slot in slots),
+        choices=tuple(
+            tuple(_choose_technique(found, rules, slot, level) for level in LEVELS)
+            for slot in slots
+        ),
     )
 
 
@@ -208,21 +271,6 @@ def _phase_slots(phase: Phase, region: Region, parts: list[int]) -> list[_Slot]:
     return [_Slot(phase, region, s, i, len(parts)) for i, s in enumerate(parts)]
 
 
-def _slots_of(catalogue: Catalogue, steps: Sequence[Step]) -> list[_Slot]:
-    """The slots a plan's steps were built from (to re-plan them)."""
-    groups: dict[tuple[str, str], int] = {}
-    for s in steps:
-        groups[(s.phase, s.region)] = groups.get((s.phase, s.region), 0) + 1
-    seen: dict[tuple[str, str], int] = {}
-    slots = []
-    for s in steps:
-        key = (s.phase, s.region)
-        turn = seen.get(key, 0)
-        seen[key] = turn + 1
-        slots.append(_Slot(s.phase, catalogue.regions[s.region], s.seconds, turn, groups[key]))
-    return slots
-
-
 def _target(slot: _Slot, rules: Rules, caps: Mapping[str, int]) -> int:
     """The pressure a slot aims for before smoothing (`caps`: the rules' region caps)."""
     cap = rules.cap_for(slot.region, caps)
@@ -246,12 +294,14 @@ def _assemble(
     first: int = 0,
     before: Sequence[Step] = (),
     old: Sequence[Step] = (),
+    choices: Sequence[Sequence[Technique]] = (),
 ) -> list[Step]:
     """Steps for slots[first:], choosing techniques and placing check-ins.
 
     Re-planning, a step of `old` whose technique, pressure, check-in and start come out the same
     is kept as it is rather than made again (the rest of a step follows from those, the slot
-    it was made from and the session's mode and avoided regions, which never change)."""
+    it was made from and the session's mode and avoided regions, which never change).
+    `choices`: each slot's technique at each level, when known (`_skeleton`)."""
     start = sum(s.seconds for s in slots[:first])
     last_check_in = max((s.start for s in before if s.check_in), default=0)
     steps = []
@@ -264,7 +314,11 @@ def _assemble(
             if rose or start + slot.seconds - last_check_in > CHECK_IN_EVERY:
                 check_in = True
                 last_check_in = start
-        technique = _choose_technique(catalogue, rules, slot, level)
+        technique = (
+            choices[index][level - 1]
+            if choices
+            else _choose_technique(catalogue, rules, slot, level)
+        )
         kept = old[index] if index < len(old) else None
         if (
             kept is not None

@@ -10,7 +10,7 @@ registerServiceWorker();
 
 const $ = (id) => document.getElementById(id);
 const words = JSON.parse($("plan-page").dataset.pressureWords || "{}");
-const PHASE_NAMES = { "warm-up": "Warm-up", strokes: "Long strokes", focus: "Focus", finish: "Finish" };
+const PHASE_NAMES = { "warm-up": "Warm-up", strokes: "Flow", focus: "Focus", finish: "Finish" };
 
 const safety = store.get("safety", {});
 const choices = store.get("choices", {});

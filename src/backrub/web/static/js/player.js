@@ -36,7 +36,7 @@ const techniques = new Map(
 );
 const scene = new Scene($("player-map"), techniques);
 const breathRing = new BreathRing({ ring: $("breath-ring"), arc: $("breath-arc"), word: $("breath-word") });
-const PHASES = { "warm-up": "Warm-up", strokes: "Long strokes", focus: "Focus", finish: "Finish" };
+const PHASES = { "warm-up": "Warm-up", strokes: "Flow", focus: "Focus", finish: "Finish" };
 const PROGRESS_EVERY_MS = 15000;
 
 const live = {
