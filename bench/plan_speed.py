@@ -4,22 +4,28 @@ The baseline, measured in the same run, is the least work any planner must do fo
 output: constructing the plan's Step values from their already-known fields. The aim (issue #2):
 a plan in under 1 ms.
 
+Also the re-plan a partner's "softer" or "firmer" makes of the rest of the session
+(`engine.feedback` on the first step, the words alternating so that each one changes the steps),
+against the same baseline: the web app makes one at every feedback (bench/web_api.py).
+
     python bench/plan_speed.py [--seconds S]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from typing import TYPE_CHECKING
 
+from backrub.core import engine
 from backrub.core.catalogue import load_catalogue
 from backrub.core.models import Finding, Focus, Plan, PlanRequest, Step
-from backrub.core.planner import build_plan
+from backrub.core.planner import build_plan, rules_for
 from backrub.core.safety import assess
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:
@@ -66,10 +72,21 @@ def main() -> None:
         def planner(request: PlanRequest = request, verdict: object = verdict) -> Plan:
             return build_plan(catalogue, request, verdict)  # type: ignore[arg-type]
 
-        base, real = rate(baseline, seconds), rate(planner, seconds)
+        live = engine.new_session(plan, rules_for(request, verdict))  # type: ignore[arg-type]
+        words = itertools.cycle(["softer", "firmer"])
+
+        def replan(live: engine.LiveState = live, words: Iterator[str] = words) -> object:
+            return engine.feedback(catalogue, live, 1.0, next(words))
+
+        base, real, again = rate(baseline, seconds), rate(planner, seconds), rate(replan, seconds)
         print(
             f"{name:34s} {real:9.0f} plans/s  {1e6 / real:7.1f} µs/plan  "
             f"{base / real:5.1f}x baseline ({len(plan.steps)} steps)"
+        )
+        label = "  re-plan after softer/firmer"
+        print(
+            f"{label:34s} {again:9.0f} /s      {1e6 / again:7.1f} µs       "
+            f"{base / again:5.1f}x baseline"
         )
 
 

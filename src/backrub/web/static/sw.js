@@ -10,7 +10,7 @@
 // deleting everything or signing out removes it (and the events kept for it).
 // Served at /sw.js so its scope is the whole app.
 
-const CACHE = "backrub-v6";
+const CACHE = "backrub-v7";
 const SHELL = [
   "/",
   "/static/css/app.css",
@@ -38,6 +38,7 @@ const SHELL = [
   "/static/js/safety.js",
   "/static/js/scene.js",
   "/static/js/signout.js",
+  "/static/js/switches.js",
   "/static/js/timeline.js",
   "/static/js/voice.js",
   "/static/icons/icon.svg",

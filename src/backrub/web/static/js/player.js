@@ -18,6 +18,7 @@ import { adopt, adoptSaved, adoptSteps, cueWords, replay } from "./adopt.js";
 import { Sound } from "./audio.js";
 import { Voice } from "./voice.js";
 import { ReceiverRemote } from "./remote.js";
+import { Switches } from "./switches.js";
 
 registerServiceWorker();
 
@@ -59,7 +60,7 @@ const live = {
 const clock = new T.Clock(speed);
 const sound = new Sound();
 const voice = new Voice({ sessionId }); // no browser voice: backrub's own clips of this session
-const prefs = store.get("player", { voice: true, sound: false, volume: 60 });
+const switches = new Switches({ sound, voice });
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 const outbox = new Outbox({
@@ -273,28 +274,12 @@ function frame() {
 
 // ---- controls ------------------------------------------------------------------------------------
 
-let wakeLock = null;
-async function keepAwake() {
-  if (!("wakeLock" in navigator) || wakeLock) return;
-  try {
-    wakeLock = await navigator.wakeLock.request("screen");
-    wakeLock.addEventListener("release", () => (wakeLock = null));
-  } catch {
-    wakeLock = null;
-  }
-}
-
-function letSleep() {
-  if (wakeLock) wakeLock.release().catch(() => {});
-  wakeLock = null;
-}
-
 function resume() {
   if (live.ended || clock.running) return;
-  if (prefs.sound && !sound.on) setSound(true);
+  switches.soundIfWanted();
   clock.start();
   send("resume");
-  keepAwake();
+  switches.keepAwake();
   tick();
 }
 
@@ -303,7 +288,7 @@ function pause() {
   clock.stop();
   clock.set(activeNow()); // the saved moment (to the millisecond), so a reload shows the same
   send("pause");
-  letSleep();
+  switches.letSleep();
   voice.stop();
   tick();
 }
@@ -352,7 +337,7 @@ async function begin() {
   if (live.started || starting) return;
   starting = true;
   $("start-btn").disabled = true;
-  if (prefs.sound) await setSound(true);
+  await switches.soundIfWanted();
   // Speaking inside the tap lets the browser's voice speak later cues on its own.
   say("Get ready.", { interrupt: true });
   const beat = Math.max(120, 1000 / speed);
@@ -367,7 +352,7 @@ async function begin() {
   $("start-panel").hidden = true;
   clock.start();
   send("resume");
-  keepAwake();
+  switches.keepAwake();
   tick();
 }
 
@@ -375,7 +360,7 @@ function reachEnd() {
   live.ended = true;
   clock.stop();
   clock.set(T.total(live.durations));
-  letSleep();
+  switches.letSleep();
   send("progress");
   showFinish("Well done. Rest a moment.");
 }
@@ -386,7 +371,7 @@ function endEarly() {
   live.ended = true;
   live.endedEarly = true;
   clock.stop();
-  letSleep();
+  switches.letSleep();
   voice.stop();
   send("progress");
   showFinish("Ended. Rest a moment.");
@@ -402,7 +387,7 @@ function showFinish(title) {
 function showEnded(text) {
   live.ended = true;
   clock.stop();
-  letSleep();
+  switches.letSleep();
   main.classList.remove("is-loading", "is-waiting", "is-finished");
   main.classList.add("is-ended");
   $("ended-text").textContent = text;
@@ -427,31 +412,6 @@ function finish(event) {
   );
   // How tense and the note are health data: the outbox keeps them in memory only, not across a reload.
   if (!navigator.onLine) $("finish-error").textContent = "Offline — it will be saved when the connection is back; keep this page open.";
-}
-
-// ---- sound and voice ----------------------------------------------------------------------------
-
-async function setSound(on) {
-  prefs.sound = on;
-  store.set("player", prefs);
-  const ok = on ? await sound.enable() : (sound.disable(), true);
-  soundButton(on && ok);
-}
-
-function soundButton(active) {
-  $("sound-btn").setAttribute("aria-pressed", String(active));
-  $("sound-btn").title = active ? "Sound is on" : "Sound is off";
-}
-
-function setVoice(on) {
-  voice.on = on && voice.available;
-  prefs.voice = on;
-  store.set("player", prefs);
-  if (!voice.on) voice.stop();
-  $("voice-btn").setAttribute("aria-pressed", String(voice.on));
-  $("voice-btn").disabled = !voice.available;
-  $("voice-label").textContent = voice.available ? "Voice" : "No voice";
-  $("voice-btn").title = voice.available ? (voice.on ? "Voice is on" : "Voice is off") : "This device has no voice";
 }
 
 // ---- wiring --------------------------------------------------------------------------------------
@@ -481,8 +441,8 @@ for (const button of document.querySelectorAll("[data-feedback]")) {
   });
 }
 onButton("start-btn", begin);
-onButton("sound-btn", () => setSound(!(sound.on && prefs.sound)));
-onButton("voice-btn", () => setVoice(!voice.on));
+onButton("sound-btn", () => switches.toggleSound());
+onButton("voice-btn", () => switches.toggleVoice());
 onButton("help-btn", () => $("help").showModal());
 $("help-close").addEventListener("click", () => $("help").close());
 onButton("end-btn", () => $("end-dialog").showModal());
@@ -496,19 +456,11 @@ $("tension-after").addEventListener("input", (event) => {
   $("tension-after-out").textContent = event.target.value;
   event.target.setAttribute("aria-valuetext", `${event.target.value} of 10`);
 });
-$("volume").value = String(prefs.volume ?? 60);
-sound.setVolume(Number($("volume").value) / 100);
-$("volume").addEventListener("input", (event) => {
-  prefs.volume = Number(event.target.value);
-  store.set("player", prefs);
-  sound.setVolume(prefs.volume / 100);
-});
-
 bindKeys({ help: $("help"), ended: () => live.ended, togglePause, skip, extend, feedback });
 
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") {
-    if (clock.running) keepAwake();
+    if (clock.running) switches.keepAwake();
     tick();
   } else if (live.started && !live.ended) {
     send("progress");
@@ -583,9 +535,6 @@ async function load() {
   requestAnimationFrame(frame);
 }
 
-voice.ready.then(() => setVoice(prefs.voice !== false));
-// Sound needs a tap to start: the wish is remembered, and the next tap (Begin or resume) starts it.
-soundButton(false);
 load().then(() => {
   // Partner mode: the receiver's remote (remote.js) shows what the receiver taps, says it, and
   // hands it to `feedback`, as if the giver had tapped it here.
