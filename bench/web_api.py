@@ -26,8 +26,12 @@ app (one GET route answering `{"ok": true}`) served by the same uvicorn settings
 serve` (one process, `uvicorn.Config(app, log_level="warning", access_log=False,
 lifespan="on")`, a socket bound by `serve`'s own `listen()`). It runs twice, with one wrk thread
 per connection and with one thread for all 32; the faster is the baseline, so a load generator
-that slows hello world down cannot flatter backrub. The figures: requests/s as a ratio to
-hello world's (aim, issue #4: at least 0.5), and p99 as a multiple of hello world's. The CPU the
+that slows hello world down cannot flatter backrub. Then, with that wrk setting, hello world runs
+again after each of backrub's runs ("hello world again"), and each run is compared with the mean
+of the hello world runs just before and just after it: this machine's speed drifts by a third
+within a minute, and a baseline measured minutes earlier made a ratio as noisy as that. The
+figures: requests/s as a ratio to that baseline (aim, issue #4: at least 0.5), and p99 as a
+multiple of its p99. The CPU the
 server process and wrk used during each run (100 % = one core) shows which side is the
 bottleneck: a server near 100 % is saturated, and wrk well below it is not.
 
@@ -300,21 +304,30 @@ def events_path(session: str) -> str:
     return f"/api/v1/sessions/{session}/events"
 
 
-def measure_hello(hello: tuple[str, int], *, seconds: float, connections: int) -> Load:
+def measure_hello(hello: tuple[str, int], *, seconds: float, connections: int) -> tuple[Load, int]:
     """Hello world with one wrk thread per connection and with one thread for all; the faster
-    is the baseline (a stateless route needs no thread per connection)."""
+    is the baseline (a stateless route needs no thread per connection). Also its wrk threads."""
     runs = {
         f"hello world, {connections} wrk threads": connections,
         "hello world, 1 wrk thread": 1,
     }
     loads = {}
     for label, threads in runs.items():
-        common = {"kind": "hello", "paths": ["/"], "csrf": "-", "seconds": seconds}
-        loads[label] = wrk(*hello, **common, connections=connections, threads=threads)
+        loads[label] = hello_run(hello, seconds=seconds, connections=connections, threads=threads)
     base = max(loads.values(), key=lambda load: load.rate)
     for label, load in loads.items():
         show(label + (" *" if load is base else ""), load, base)
-    return base
+    return base, next(runs[label] for label, load in loads.items() if load is base)
+
+
+def hello_run(hello: tuple[str, int], *, seconds: float, connections: int, threads: int) -> Load:
+    common = {"kind": "hello", "paths": ["/"], "csrf": "-", "seconds": seconds}
+    return wrk(*hello, **common, connections=connections, threads=threads)
+
+
+def between(before: Load, after: Load) -> Load:
+    """The baseline for a run made between two hello world runs: their mean rate and p99."""
+    return before._replace(rate=(before.rate + after.rate) / 2, p99=(before.p99 + after.p99) / 2)
 
 
 def measure_backrub(
@@ -346,18 +359,23 @@ def measure_backrub(
                 if run in only
             }
             print(name)
-            base = measure_hello(hello, seconds=seconds, connections=connections)
+            first, threads = measure_hello(hello, seconds=seconds, connections=connections)
+            before = first
             for label, (kind, sessions) in runs.items():
                 paths = [events_path(s) for s in sessions]
                 common = {"kind": kind, "paths": paths, "csrf": api.token, "seconds": seconds}
                 load = wrk(where, pid, **common, connections=connections)
-                show(label, load, base)
+                after = hello_run(hello, seconds=seconds, connections=connections, threads=threads)
+                show(label, load, between(before, after))
                 if kind == "feedback":
                     stored = api.feedback_stored(sessions)
                     print(
                         f"{'':4s}{stored} feedback events stored for {load.requests} answered, "
                         f"{stored / len(sessions):.0f} per session by the end"
                     )
+                # Against the first: how far the machine's speed has drifted since.
+                show("  hello world again", after, first)
+                before = after
         finally:
             api.close()
 
@@ -433,9 +451,10 @@ def main() -> None:
     finally:
         shutil.rmtree(folder)
     print(
-        "* the baseline: the faster hello world run. ×hello: req/s as a share of its "
-        "(aim: at least 0.5);\np99 ×: p99 as a multiple of its; server, wrk: CPU used during "
-        "the run (100 % = one core)"
+        "* the faster hello world run, whose wrk setting the later ones use. ×hello: req/s as a "
+        "share of the mean of\nthe hello world runs just before and after (aim: at least 0.5), "
+        'and for "hello world again", of the\nfirst (the drift); p99 ×: p99 as a multiple of '
+        "theirs; server, wrk: CPU used during the run (100 % = one core)"
     )
 
 
