@@ -240,3 +240,21 @@ def test_a_replan_that_keeps_steps_equals_one_made_afresh(
     fresh = replan(CATALOGUE, rules, blank, current=current, level=level, ceiling=ceiling)
     assert kept[current:] == fresh[current:]
     assert kept[:current] == plan.steps[:current]
+
+
+def test_a_replan_follows_the_catalogue_it_is_given() -> None:
+    """Re-plans keep what they work out about a session's steps from one feedback to the next;
+    a catalogue that caps an area lower (an upgrade, another app in the same process) must
+    still be obeyed for the very same steps and rules."""
+    request = PlanRequest("partner", 20, (Focus("shoulders", 8),), 5)
+    verdict = assess(CATALOGUE, [])
+    plan = build_plan(CATALOGUE, request, verdict)
+    rules = rules_for(request, verdict)
+    current = next(i for i, s in enumerate(plan.steps) if s.region == "shoulders")
+    before = replan(CATALOGUE, rules, plan.steps, current=current, level=3, ceiling=5)
+    assert max(s.pressure for s in before[current + 1 :] if s.region == "shoulders") > 1
+    regions = dict(CATALOGUE.regions)
+    regions["shoulders"] = regions["shoulders"]._replace(max_pressure=1)
+    gentler = CATALOGUE._replace(regions=regions)
+    after = replan(gentler, rules, plan.steps, current=current, level=1, ceiling=5)
+    assert {s.pressure for s in after[current:] if s.region == "shoulders"} == {1}
