@@ -33,7 +33,9 @@ within a minute, and a baseline measured minutes earlier made a ratio as noisy a
 figures: requests/s as a ratio to that baseline (aim, issue #4: at least 0.5), and p99 as a
 multiple of its p99. The CPU the
 server process and wrk used during each run (100 % = one core) shows which side is the
-bottleneck: a server near 100 % is saturated, and wrk well below it is not.
+bottleneck: a server near 100 % is saturated, and wrk well below it is not. The server's CPU
+time per answered request ("cpu µs") is what a request costs, and moves less than req/s when
+other work on the machine comes and goes.
 
     python bench/web_api.py [--seconds S] [--connections N] [--sessions-per-connection N]
                             [--only RUN ...] [--no-sqlite] [--no-postgres]
@@ -384,7 +386,7 @@ def measure_backrub(
 
 HEADER = (
     f"{'':37s}{'req/s':>8s}{'p50 ms':>9s}{'p99 ms':>9s}{'×hello':>8s}{'p99 ×':>7s}"
-    f"{'server':>8s}{'wrk':>6s}{'errors':>8s}"
+    f"{'server':>8s}{'wrk':>6s}{'errors':>8s}{'cpu µs':>8s}"
 )
 
 
@@ -394,6 +396,7 @@ def show(label: str, load: Load, base: Load) -> None:
         f"  {label:35s}{load.rate:8.0f}{load.p50:9.1f}{load.p99:9.1f}"
         f"{load.rate / base.rate:8.2f}{load.p99 / base.p99:7.1f}"
         f"{load.server_cpu:7.0%}{load.wrk_cpu:6.0%}{errors:8d}"
+        f"{load.server_cpu / load.rate * 1e6:8.0f}"
     )
 
 
@@ -454,7 +457,8 @@ def main() -> None:
         "* the faster hello world run, whose wrk setting the later ones use. ×hello: req/s as a "
         "share of the mean of\nthe hello world runs just before and after (aim: at least 0.5), "
         'and for "hello world again", of the\nfirst (the drift); p99 ×: p99 as a multiple of '
-        "theirs; server, wrk: CPU used during the run (100 % = one core)"
+        "theirs; server, wrk: CPU used during the run (100 % = one core);\ncpu µs: the "
+        "server's CPU time per answered request (steadier than req/s when the machine drifts)"
     )
 
 
