@@ -18,7 +18,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from backrub import __version__
 from backrub.catalogue_cache import cached_catalogue
@@ -27,7 +26,7 @@ from backrub.core.errors import BadInput
 from backrub.store import open_store
 from backrub.web import account_routes, api, audio_routes, errors, pages, remote
 from backrub.web.deps import Runtime
-from backrub.web.fast_events import GZIP_LEVEL, GZIP_MINIMUM, EventFastPath, EventWriter
+from backrub.web.fast_events import EventFastPath, EventWriter, GZipByPath
 from backrub.web.security import (
     CSRF_COOKIE,
     HOSTED_CSRF_COOKIE,
@@ -117,8 +116,9 @@ def create_app(
     # check_dir=False: the folder is looked for when a file is asked for, not at start.
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     errors.install(app, pages.error_page, pages.bare_page)
-    # Innermost: a session's JSON and the player's scripts shrink to a third on a phone's link.
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM, compresslevel=GZIP_LEVEL)
+    # Innermost: a session's JSON and the player's scripts shrink to a third on a phone's link
+    # (an event's answer only when it is the whole session: fast_events.py).
+    app.add_middleware(GZipByPath)
     app.outermost = [
         Middleware(
             SecurityMiddleware,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 from pydantic import ValidationError
 from starlette.datastructures import Headers
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import cookie_parser
 
 from backrub.store.engine import writer_engine
@@ -55,8 +56,13 @@ GZIP_MINIMUM = 1024
 # zlib's default level, for pages and scripts: almost as small as at 9, for less of a core.
 GZIP_LEVEL = 6
 # An event's full answer (about 9 KB of JSON) at level 1 is 1.7 KB where 6 makes 1.5 KB, in
-# half the time: this one is made at every feedback, skip and extend.
+# half the time.
 EVENT_GZIP_LEVEL = 1
+# An event's answer is compressed only from this size: the whole session, when an event is
+# refused (6–15 KB). The answer to an accepted feedback, skip or extend (0.3–3 KB: the fields of
+# the steps it changed) goes as it is: compressing it cost 8 % of a feedback's CPU time, to save
+# a phone 1–2 KB a few times a session (bench/RESULTS.md). The route answers the same (app.py).
+EVENT_GZIP_MINIMUM = 4096
 # The most events one transaction saves; more wait for the next.
 BATCH = 64
 
@@ -198,12 +204,29 @@ def _resolve(pairs: list[tuple[asyncio.Future[Answer | None], Any]]) -> None:
 def _encoded(payload: bytes, gzipped: bool) -> Answer:
     """The headers as the gzip middleware sends them: `Vary` on every answer large enough to
     be compressed, whether it was or not."""
-    if len(payload) < GZIP_MINIMUM:
+    if len(payload) < EVENT_GZIP_MINIMUM:
         return 200, payload, []
     if gzipped:
         payload = gzip.compress(payload, EVENT_GZIP_LEVEL, mtime=0)
         return 200, payload, [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
     return 200, payload, [(b"vary", b"Accept-Encoding")]
+
+
+class GZipByPath:
+    """The gzip middleware, with the events route's own threshold and level, so that the route
+    compresses an event's answer exactly when the fast path does (`_encoded`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.pages = GZipMiddleware(app, minimum_size=GZIP_MINIMUM, compresslevel=GZIP_LEVEL)
+        self.events = GZipMiddleware(
+            app, minimum_size=EVENT_GZIP_MINIMUM, compresslevel=EVENT_GZIP_LEVEL
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and EVENTS_PATH.fullmatch(scope["path"]):
+            await self.events(scope, receive, send)
+        else:
+            await self.pages(scope, receive, send)
 
 
 class EventFastPath:
