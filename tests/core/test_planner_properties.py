@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 
 from backrub.core.catalogue import Catalogue, load_catalogue
 from backrub.core.errors import SafetyStop
-from backrub.core.models import PHASES, Finding, Focus, Plan, PlanHistory, PlanRequest, Verdict
+from backrub.core.models import (
+    PHASES,
+    PRESSURE_WORDS,
+    Finding,
+    Focus,
+    Plan,
+    PlanHistory,
+    PlanRequest,
+    Verdict,
+)
 from backrub.core.planner import CHECK_IN_EVERY, build_plan, replan, rules_for
 from backrub.core.safety import assess
 
@@ -258,3 +267,25 @@ def test_a_replan_follows_the_catalogue_it_is_given() -> None:
     gentler = CATALOGUE._replace(regions=regions)
     after = replan(gentler, rules, plan.steps, current=current, level=1, ceiling=5)
     assert {s.pressure for s in after[current:] if s.region == "shoulders"} == {1}
+
+
+@common
+@given(requests(), verdicts())
+def test_each_steps_words_and_tool_come_from_its_technique(
+    request: PlanRequest, verdict: Verdict
+) -> None:
+    """Every field of a step in its place: its index, the technique's first tool, its halfway
+    line and the guide's breathing line, its pressure named at the end of the cue."""
+    plan = planned(request, verdict)
+    if plan is None:
+        return
+    for index, step in enumerate(plan.steps):
+        technique = CATALOGUE.techniques[step.technique]
+        assert step.position == index
+        assert step.tool == technique.tools[0]
+        assert step.halfway == technique.cues.halfway
+        assert step.breath == CATALOGUE.facts.breathing
+        assert step.region in CATALOGUE.regions and step.phase in PHASES
+        assert f"{PRESSURE_WORDS[step.pressure].capitalize()} pressure." in step.cue
+        assert isinstance(step.check_in, bool) and isinstance(step.avoid, tuple)
+        assert step.self_help is None or request.mode == "self"

@@ -405,8 +405,8 @@ def _applied(
     # What the snapshot shares with the saved one was checked when that was saved.
     changed = [key for key, value in data.items() if value is not saved.get(key)]
     if event is None:
-        return state, message, Change(done, data, changed=changed), restored
-    change = Change(done, data, feedback=event, tender=state.tender, changed=changed)
+        return state, message, Change(done, data, changed=changed, plain=True), restored
+    change = Change(done, data, feedback=event, tender=state.tender, changed=changed, plain=True)
     return state, message, change, restored
 
 
