@@ -8,6 +8,8 @@ processes can serve one database and a restart loses nothing.
 
 from __future__ import annotations
 
+from itertools import compress
+from operator import ne
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -362,10 +364,9 @@ def _changed_steps(
     for i, (old, new) in enumerate(zip(before, after, strict=True)):
         if new is old:
             continue
-        # Most fields are the very same objects (ids and words from the catalogue): `is` first.
-        fields = tuple(
-            f for f, o, n in zip(Step._fields, old, new, strict=True) if o is not n and o != n
-        )
+        # Compared field by field in C (`!=` on the very same object is quick: most fields
+        # are the catalogue's ids and words, shared).
+        fields = tuple(compress(Step._fields, map(ne, old, new)))
         if fields:
             changed.append((i, fields))
     return tuple(changed)
