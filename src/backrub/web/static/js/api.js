@@ -81,6 +81,9 @@ export const store = {
   },
 };
 
+// The phases as the pages name them (the plan's legend, plan.html, says the same).
+export const PHASE_NAMES = { "warm-up": "Warm-up", strokes: "Flow", focus: "Focus", finish: "Finish" };
+
 export function minutesSeconds(seconds) {
   const s = Math.max(0, Math.ceil(seconds - 1e-6));
   const m = Math.floor(s / 60);

@@ -3,14 +3,13 @@
 // how tense the back is, creates the session (POST /api/v1/sessions) and opens the player.
 // "Download as audio" posts the same body to POST /api/v1/audio and saves the guided track.
 
-import { postJSON, store, minutesSeconds, ApiError, registerServiceWorker, csrfToken } from "./api.js";
+import { postJSON, store, minutesSeconds, ApiError, registerServiceWorker, csrfToken, PHASE_NAMES } from "./api.js";
 import { h, clear, reasonItem, focusHeading } from "./dom.js";
 
 registerServiceWorker();
 
 const $ = (id) => document.getElementById(id);
 const words = JSON.parse($("plan-page").dataset.pressureWords || "{}");
-const PHASE_NAMES = { "warm-up": "Warm-up", strokes: "Flow", focus: "Focus", finish: "Finish" };
 
 const safety = store.get("safety", {});
 const choices = store.get("choices", {});

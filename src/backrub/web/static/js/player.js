@@ -8,7 +8,7 @@
 // network returns; it keeps them across a reload or a closed tab, and the next page applies them
 // to what the server last saved. A reload continues, paused, where the person was.
 
-import { getJSON, ApiError, minutesSeconds, store, registerServiceWorker } from "./api.js";
+import { getJSON, ApiError, minutesSeconds, store, registerServiceWorker, PHASE_NAMES } from "./api.js";
 import { Outbox } from "./outbox.js";
 import * as T from "./timeline.js";
 import { Scene, BreathRing } from "./scene.js";
@@ -37,7 +37,6 @@ const techniques = new Map(
 );
 const scene = new Scene($("player-map"), techniques);
 const breathRing = new BreathRing({ ring: $("breath-ring"), arc: $("breath-arc"), word: $("breath-word") });
-const PHASES = { "warm-up": "Warm-up", strokes: "Flow", focus: "Focus", finish: "Finish" };
 const PROGRESS_EVERY_MS = 15000;
 
 const live = {
@@ -211,7 +210,7 @@ function showStep(pos) {
   doing.textContent = "";
   const phase = document.createElement("span");
   phase.className = `phase-tag ph-${step.phase}`;
-  phase.textContent = PHASES[step.phase] || step.phase;
+  phase.textContent = PHASE_NAMES[step.phase] || step.phase;
   const name = document.createElement("strong");
   name.textContent = technique.name;
   doing.append(phase, document.createElement("br"), name, ` · ${regionName} · ${words[String(step.pressure)] || step.pressure} pressure`);
