@@ -7,16 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import ProgrammingError
 from store_states import as_stored, document, engine_state, state_at, step
 
 from backrub.core.errors import BackrubError, BadInput
 from backrub.core.models import FeedbackEvent
 from backrub.store import NoSuchSession, SessionStore, StoreError
+from backrub.store.engine import writer_engine
 from backrub.store.events import Advance, Advanced, Change, StateCache, advance_all
 from backrub.store.tables import SessionRow
 
@@ -715,3 +717,112 @@ def test_a_change_with_unsound_progress_holds_back_no_other_event(
     accepted(results[1])
     assert store.plan_and_state(fine)[1]["log"] == ["saved"]
     assert store.plan_and_state(unsound)[1] == engine_state()
+
+
+# ---- the statements run on the driver's cursor (store/event_sql.py) ---------------------------
+
+COLUMNS = ("state", "active", "started", "fired", "tender", "updated_at", "progress_seq")
+
+
+def test_a_batch_writes_each_column_as_sqlalchemy_writes_it(
+    store: SessionStore, new_session: Make
+) -> None:
+    """A batch's save bypasses SQLAlchemy's `execute`: what it writes must read back through
+    SQLAlchemy as the same values, and be stored as SQLAlchemy itself stores them."""
+    by_batch, by_orm = new_session(), new_session()
+    before = datetime.now(UTC)
+    heard = feedback("softer", 12.5)
+    (result,) = advance_all(
+        store.engine, [event(store, by_batch, 1, logged("x", 12, feedback=heard, tender=["neck"]))]
+    )
+    after = datetime.now(UTC)
+    saved = accepted(result).state
+
+    def read() -> dict[str, Any]:
+        with store.engine.connect() as conn:
+            columns = (getattr(SessionRow, c) for c in COLUMNS)
+            return {row.id: row for row in conn.execute(select(SessionRow.id, *columns))}
+
+    # The same values written through SQLAlchemy, the time as the batch's was read back.
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(SessionRow)
+            .where(SessionRow.id == by_orm)
+            .values(
+                state=document(saved),
+                active=12.0,
+                started=True,
+                fired=[],
+                tender=["neck"],
+                updated_at=read()[by_batch].updated_at,
+                progress_seq=1,
+            )
+        )
+    rows = read()
+    # Read through SQLAlchemy: the values the batch meant, of the types the columns give.
+    batch, orm = rows[by_batch], rows[by_orm]
+    assert batch.state == document(saved) == orm.state
+    assert (batch.active, batch.started, batch.fired, batch.tender) == (12.0, True, [], ["neck"])
+    assert batch.started is True and orm.started is True
+    assert before <= batch.updated_at <= after
+    assert batch.updated_at == orm.updated_at
+    assert batch.updated_at.utcoffset() == orm.updated_at.utcoffset() == timedelta(0)
+    assert store.get(by_batch).feedback == (heard,)
+    # Stored alike: on SQLite, the same storage classes and the very same text of the time.
+    if store.engine.dialect.name == "sqlite":
+        columns = ("updated_at", "started", "fired", "state")
+        types = ", ".join(f"typeof({c}), length({c})" for c in columns) + ", updated_at"
+        with store.engine.connect() as conn:
+            stored = {
+                sid: conn.exec_driver_sql(
+                    f"SELECT {types} FROM sessions WHERE id = ?",  # noqa: S608 (fixed names)
+                    (sid,),
+                ).one()
+                for sid in (by_batch, by_orm)
+            }
+        assert stored[by_batch] == stored[by_orm]
+
+
+def test_a_failure_of_the_database_during_a_batch_is_one_sentence_and_saves_nothing(
+    store: SessionStore, new_session: Make
+) -> None:
+    sid = new_session()
+    with store.engine.begin() as conn:  # a damaged database: the feedback table is gone
+        conn.exec_driver_sql("ALTER TABLE feedback_events RENAME TO feedback_gone")
+    change = logged("x", 12, feedback=feedback("softer", 12.0))
+    expected = StoreError if store.engine.dialect.name == "sqlite" else ProgrammingError
+    with pytest.raises(expected) as raised:
+        advance_all(store.engine, [event(store, sid, 1, change)])
+    if expected is StoreError:
+        assert str(raised.value).startswith("The database ")
+        assert "cannot be used (no such table: feedback_events)" in str(raised.value)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE feedback_gone RENAME TO feedback_events")
+    # The batch was rolled back: the session is as it was.
+    assert store.get(sid).seconds_done == 0
+    assert store.plan_and_state(sid)[1]["seq"] == 0
+
+
+def test_a_writer_whose_connection_was_dropped_fails_one_batch_then_saves(
+    store: SessionStore, new_session: Make
+) -> None:
+    """The event writer's engine does not ping before each batch (store/engine.py): a connection
+    the server dropped must fail one batch with the store's sentence, and be replaced."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    writer = writer_engine(store.engine)
+    try:
+        sid = new_session()
+        accepted(advance_all(writer, [event(store, sid, 1, logged("a", 5))])[0])
+        with store.engine.begin() as conn:
+            dropped = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalar_one()
+        assert dropped >= 1
+        with pytest.raises(StoreError, match="cannot be used"):
+            advance_all(writer, [event(store, sid, 2, logged("b", 10))])
+        accepted(advance_all(writer, [event(store, sid, 2, logged("b", 10))])[0])
+        assert store.plan_and_state(sid)[1]["log"] == ["a", "b"]
+    finally:
+        writer.dispose()

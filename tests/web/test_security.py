@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from opentelemetry import trace
 
 from backrub.web.security import CONTENT_SECURITY_POLICY, host_name
 
@@ -186,3 +187,27 @@ def test_the_address_it_was_started_on_is_served_too(
 )
 def test_host_names(header: str, name: str | None) -> None:
     assert host_name(header) == name
+
+
+class RecordingTracerProvider(trace.TracerProvider):
+    """A tracer provider set up in the process, as an OpenTelemetry exporter would be."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def get_tracer(self, instrumenting_module_name: str, *args: Any, **kwargs: Any) -> trace.Tracer:
+        self.asked.append(instrumenting_module_name)
+        return trace.NoOpTracer()
+
+
+def test_no_request_is_traced_even_when_the_process_has_a_tracer(
+    lite: TestClient, active_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """URLs name health data (a session's id, its events): none may reach an exporter."""
+    provider = RecordingTracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    assert lite.get("/").status_code == 200
+    assert lite.get(f"/api/v1/sessions/{active_id}").status_code == 200
+    event = {"kind": "progress", "active": 5, "seq": 1}
+    assert lite.post(f"/api/v1/sessions/{active_id}/events", json=event).status_code == 200
+    assert provider.asked == []

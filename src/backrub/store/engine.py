@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
 from backrub.store.errors import StoreError
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from sqlalchemy import URL, Connection, Engine
-    from sqlalchemy.exc import DBAPIError
 
     from backrub.config import Settings
 
@@ -162,7 +161,30 @@ def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
 
 def _sqlite_begin(conn: Connection) -> None:
     writes = conn.get_execution_options().get(_WRITE, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+    on_driver(conn, "BEGIN IMMEDIATE" if writes else "BEGIN", ())
+
+
+def on_driver(
+    conn: Connection, sql: str, params: Any, *, fetch: bool = False, many: bool = False
+) -> list[Any]:
+    """Run `sql` on the connection's driver cursor, in its open transaction; the rows if
+    `fetch`, as the driver gives them. For the statements run at every player event
+    (events.py): through `Connection.execute` each cost several times the database's own work.
+    A driver's error is raised as SQLAlchemy raises it, for `guarded` to word."""
+    cursor = conn.connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return list(cursor.fetchall()) if fetch else []
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # A connection the server dropped is replaced as after any statement: SQLAlchemy finds
+        # it gone when it rolls the transaction back, and invalidates it.
+        base = conn.dialect.loaded_dbapi.Error
+        raise DBAPIError.instance(sql, params, exc, base, hide_parameters=True) from exc
+    finally:
+        cursor.close()
 
 
 @contextmanager
@@ -177,6 +199,40 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
             conn.execution_options(**{_WRITE: True})
         with conn.begin():
             yield conn
+
+
+class Held:
+    """A connection kept open from one write transaction to the next, for the thread that does
+    nothing but save the player's events (web/fast_events.py): taking a connection from the
+    pool and giving it back was a tenth of a progress save's work. After a transaction that
+    failed, the next one takes a new connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """As `transaction(engine, write=True)`, on the held connection."""
+        with _write_lock(self.engine), guarded(self.engine):
+            if self._conn is None:
+                self._conn = self.engine.connect().execution_options(**{_WRITE: True})
+            try:
+                with self._conn.begin():
+                    yield self._conn
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def writing(db: Engine | Held) -> AbstractContextManager[Connection]:
+    """A write transaction on an engine, or on a held connection."""
+    return db.transaction() if isinstance(db, Held) else transaction(db, write=True)
 
 
 # SQLite lets one writer in at a time; the others sleep and retry in its busy handler, which

@@ -12,14 +12,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-import orjson
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, select
 
 from backrub.core.errors import BackrubError
 from backrub.core.models import FeedbackEvent, Focus, SessionRecord
-from backrub.store import saved_state
+from backrub.store import event_sql, saved_state
 from backrub.store import validation as check
-from backrub.store.engine import ASYNC_COMMIT, transaction
+from backrub.store.engine import ASYNC_COMMIT, writing
 from backrub.store.errors import NoSuchSession, StoreError
 from backrub.store.tables import FeedbackRow, SessionRow
 
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy import BindParameter, Connection, Engine, Row
 
     from backrub.core.models import FeedbackKind, Mode, SessionStatus, VerdictLevel
+    from backrub.store.engine import Held
 
 
 class Change(NamedTuple):
@@ -72,54 +72,6 @@ class Advance(NamedTuple):
 
 # Built once, not per call: building a statement costs more Python than running it.
 _IDS: BindParameter[list[str]] = bindparam("b_ids", expanding=True)
-# Rows are locked in id order (PostgreSQL), so two processes' batches cannot deadlock. The
-# states are read apart, only those the cache does not hold.
-_SAVED = (
-    select(
-        SessionRow.id,
-        SessionRow.owner,
-        SessionRow.status,
-        SessionRow.progress_seq,
-        SessionRow.seconds_done,
-        SessionRow.tender,
-        SessionRow.updated_at,
-        SessionRow.active,
-        SessionRow.started,
-        SessionRow.fired,
-    )
-    .where(SessionRow.id.in_(_IDS))
-    .order_by(SessionRow.id)
-    .with_for_update()
-)
-_STATES = select(SessionRow.id, SessionRow.state).where(SessionRow.id.in_(_IDS))
-_PROGRESS: dict[str, BindParameter[Any]] = {
-    "progress_seq": bindparam("b_seq"),
-    "seconds_done": bindparam("b_done"),
-    "active": bindparam("b_active"),
-    "started": bindparam("b_started"),
-    "fired": bindparam("b_fired"),
-    "tender": bindparam("b_tender"),
-    "updated_at": bindparam("b_saved_at"),
-}
-_SAVE = (
-    update(SessionRow)
-    .where((SessionRow.id == bindparam("b_id")) & (SessionRow.owner == bindparam("b_owner")))
-    .values(_PROGRESS)
-)
-_SAVE_WHOLE = _SAVE.values(state=bindparam("b_state"))
-# The same on PostgreSQL, for a batch in one parameter: its rows as a JSON array (`_write`).
-_PG_ROWS = (
-    "FROM json_to_recordset(CAST(:b_rows AS json)) AS b(id text, owner text, seq integer, "
-    "done integer, active float8, started boolean, fired json, tender json, saved_at timestamptz"
-)
-_PG_SET = (
-    "UPDATE sessions AS s SET progress_seq = b.seq, seconds_done = b.done, active = b.active, "
-    "started = b.started, fired = b.fired, tender = b.tender, updated_at = b.saved_at"
-)
-_PG_WHERE = " WHERE s.id = b.id AND s.owner = b.owner"
-_PG_SAVE = text(f"{_PG_SET} {_PG_ROWS}){_PG_WHERE}")
-_PG_SAVE_WHOLE = text(f"{_PG_SET}, state = b.state {_PG_ROWS}, state json){_PG_WHERE}")
-_KEEP_HEARD = insert(FeedbackRow)
 _FEEDBACK = select(
     FeedbackRow.session_id, FeedbackRow.kind, FeedbackRow.at, FeedbackRow.step, FeedbackRow.region
 ).order_by(FeedbackRow.session_id, FeedbackRow.at, FeedbackRow.id)
@@ -179,7 +131,7 @@ class StateCache:
             del self._kept[next(iter(self._kept))]
 
 
-def joined(row: Row[Any], doc: dict[str, Any]) -> dict[str, Any]:
+def joined(row: Row[Any] | event_sql.SavedRow, doc: dict[str, Any]) -> dict[str, Any]:
     """The state as the store's callers see it, from a row with `STATE_COLUMNS` but its
     document, and that document."""
     return saved_state.join(doc, row.active, row.started, row.fired, row.progress_seq)
@@ -200,7 +152,7 @@ class _Saved:
         "tender",
     )
 
-    def __init__(self, row: Row[Any], state: dict[str, Any] | None) -> None:
+    def __init__(self, row: event_sql.SavedRow, state: dict[str, Any] | None) -> None:
         if state is None:  # gone between the two reads: cannot be, the transaction holds it
             raise NoSuchSession(row.id)
         self.owner: str = row.owner
@@ -217,7 +169,7 @@ class _Saved:
 
 
 def advance_all(
-    engine: Engine, items: Sequence[Advance], cache: StateCache | None = None
+    db: Engine | Held, items: Sequence[Advance], cache: StateCache | None = None
 ) -> list[Advanced | BackrubError]:
     """Apply the events in order, in one write transaction; for each, what it did or why not.
 
@@ -234,7 +186,7 @@ def advance_all(
     """
     ids = sorted({item.session_id for item in items})
     results: list[Advanced | BackrubError] = []
-    with transaction(engine, write=True) as conn:
+    with writing(db) as conn:
         if conn.dialect.name == "postgresql" and not conn.get_execution_options().get(ASYNC_COMMIT):
             # Waiting for the disk made the server sit idle under load. Off for these saves
             # only: what SQLite's WAL mode promises (store/engine.py) — a crash of the
@@ -253,7 +205,7 @@ def advance_all(
             now = datetime.now(UTC)
             for sid in written:
                 saved[sid].saved_at = now
-            _write(conn, [_columns(sid, saved[sid]) for sid in sorted(written)])
+            event_sql.write(conn, [_columns(sid, saved[sid]) for sid in sorted(written)])
         if heard:
             _keep_feedback(conn, heard)
         asked = sorted(
@@ -275,7 +227,7 @@ def advance_all(
 def _read(conn: Connection, ids: Sequence[str], cache: StateCache | None) -> dict[str, _Saved]:
     """The sessions' rows (locked on PostgreSQL), their states from the cache where it is sure
     to have them, else from the database."""
-    rows: list[Row[Any]] = list(conn.execute(_SAVED, {"b_ids": ids}))
+    rows = event_sql.read_rows(conn, ids)
     states: dict[str, dict[str, Any] | None] = {
         row.id: cache.get(row.id, row.progress_seq, row.updated_at)
         if cache is not None and row.status == "active"
@@ -284,9 +236,7 @@ def _read(conn: Connection, ids: Sequence[str], cache: StateCache | None) -> dic
     }
     unknown = [sid for sid, state in states.items() if state is None]
     if unknown:
-        docs: dict[str, dict[str, Any]] = {
-            row.id: row.state for row in conn.execute(_STATES, {"b_ids": unknown})
-        }
+        docs = event_sql.read_documents(conn, unknown)
         states.update((row.id, joined(row, docs[row.id])) for row in rows if row.id in docs)
     return {row.id: _Saved(row, states[row.id]) for row in rows}
 
@@ -342,52 +292,30 @@ def _apply(
     return Advanced(accepted=True, state=state)
 
 
-def _columns(session_id: str, row: _Saved) -> dict[str, Any]:
+def _columns(session_id: str, row: _Saved) -> event_sql.Progress:
     """What the batch writes for one session: where its events have left it — the progress,
     and the state's document only when an event changed more than that."""
     active, started, fired = row.progress or saved_state.progress(row.state)
-    values = {
-        "b_id": session_id,
-        "b_owner": row.owner,
-        "b_seq": row.seq,
-        "b_done": row.done,
-        "b_active": active,
-        "b_started": started,
-        "b_fired": fired,
-        "b_tender": row.tender,
-        "b_saved_at": row.saved_at,
-    }
-    if row.new_doc:
-        values["b_state"] = saved_state.document(row.state)
-    return values
-
-
-def _write(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Save the rows `_columns` made: two statements at most, the sessions whose document
-    changed and the others, each writing the same columns for all its rows."""
-    for whole in (False, True):
-        batch = [r for r in rows if ("b_state" in r) is whole]
-        if not batch:
-            continue
-        if conn.dialect.name == "postgresql":
-            # One statement for all the rows: as many UPDATEs (executemany) cost the database
-            # server a parse and plan each, three times as long for a batch (bench/RESULTS.md).
-            conn.execute(_PG_SAVE_WHOLE if whole else _PG_SAVE, {"b_rows": _json_rows(batch)})
-        else:
-            conn.execute(_SAVE_WHOLE if whole else _SAVE, batch)
-
-
-def _json_rows(rows: list[dict[str, Any]]) -> str:
-    return orjson.dumps(
-        [{k.removeprefix("b_"): v for k, v in row.items()} for row in rows]
-    ).decode()
+    doc = saved_state.document(row.state) if row.new_doc else None
+    return event_sql.Progress(
+        session_id,
+        row.owner,
+        row.seq,
+        row.done,
+        active,
+        started,
+        fired,
+        row.tender,
+        row.saved_at,
+        doc,
+    )
 
 
 def _keep_feedback(conn: Connection, heard: Iterable[tuple[str, FeedbackEvent]]) -> None:
     """Store what the receivers said: a row for each event applied, in one statement. The same
     words at the same moment twice (tapped twice while paused) are two events, each of which
     re-planned the rest; an event sent again never gets here (the `seq` rule refuses it)."""
-    conn.execute(_KEEP_HEARD, [{"session_id": sid, **check.feedback(e)} for sid, e in heard])
+    event_sql.insert_feedback(conn, [{"session_id": sid, **check.feedback(e)} for sid, e in heard])
 
 
 def feedback_of(

@@ -38,6 +38,7 @@ from backrub.web.views import catalogue_as_dict
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
 
+    from fastapi.telemetry import TelemetryConfig
     from starlette.types import ASGIApp
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +47,16 @@ STATIC = HERE / "static"
 MAX_SPEED = 1000
 # `backrub serve --workers N` hands its options to each worker process here (JSON).
 SERVE_OPTIONS = "BACKRUB_SERVE_OPTIONS"
+# Nothing about a request leaves backrub, whatever the environment asks (FastAPI's OpenTelemetry
+# would send spans of health data's URLs to any exporter set up in the process), and the check
+# for a configured provider cost 3 % of every request (bench/RESULTS.md).
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 # The largest body a page sends is an event with the cue ids of a long session.
 MAX_BODY = 64 * 1024
 
@@ -103,6 +114,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
     )
     app.state.backrub = runtime
     # On the router, inside the security middleware, so a body sent in chunks is cut off with

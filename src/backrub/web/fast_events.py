@@ -36,7 +36,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import cookie_parser
 
-from backrub.store.engine import writer_engine
+from backrub.store.engine import Held, writer_engine
 from backrub.web import sessions
 from backrub.web.accounts import LOGIN_COOKIE
 from backrub.web.deps import LOCAL_OWNER
@@ -96,8 +96,9 @@ class EventWriter:
         self.runtime = runtime
         if runtime.engine is None:
             raise RuntimeError("the event writer starts once the database is open")
-        # Only this writer's thread saves through them.
+        # Only this writer's thread saves through it, on one connection held between batches.
         self._engine = writer_engine(runtime.engine)
+        self._db = Held(self._engine)
         self._remembered = sessions.Remembered()
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="backrub-events", daemon=True)
@@ -121,6 +122,7 @@ class EventWriter:
         while True:
             first = self._queue.get()
             if first is None:
+                self._db.close()
                 return
             batch = [first]
             while len(batch) < BATCH:
@@ -162,7 +164,7 @@ class EventWriter:
                 events.append((owner, work.session_id, work.event))
         if not events:
             return answers
-        outcomes = sessions.apply_events(rt.catalogue, self._engine, events, self._remembered)
+        outcomes = sessions.apply_events(rt.catalogue, self._db, events, self._remembered)
         for n, outcome in zip(ready, outcomes, strict=True):
             if not isinstance(outcome, sessions.Outcome):
                 continue  # not applied: the route answers it

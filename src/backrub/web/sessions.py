@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from backrub.core.models import FeedbackEvent, Plan, SessionRecord, Verdict
     from backrub.core.planner import Rules
     from backrub.store import SessionStore
+    from backrub.store.engine import Held
     from backrub.web.schemas import EventBody, FindingIn, FinishBody, PlanBody, SessionBody
 
 STOP_MESSAGE = (
@@ -271,7 +272,7 @@ def _keep(kept: dict[str, Any], key: str, value: object, size: int) -> None:
 
 def apply_events(
     catalogue: Catalogue,
-    db: Engine,
+    db: Engine | Held,
     events: Sequence[tuple[str, str, EventBody]],
     remembered: Remembered | None = None,
 ) -> list[Outcome | BackrubError]:
