@@ -21,13 +21,14 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from starlette.datastructures import MutableHeaders
     from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,6 +72,27 @@ def new_token() -> str:
 
 def usable_token(value: str | None) -> bool:
     return value is not None and _TOKEN.fullmatch(value) is not None
+
+
+# As the ASGI messages carry them: lower-case names, bytes.
+_RAW_HEADERS = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS]
+_RAW_NAMES = frozenset(name for name, _ in _RAW_HEADERS)
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def with_security_headers(
+    headers: Iterable[tuple[bytes, bytes]], path: str
+) -> list[tuple[bytes, bytes]]:
+    """An answer's raw headers with ours, in place of any of the same name it set (as
+    `add_security_headers` does, without a search of the headers for each of ours)."""
+    raw = list(headers)
+    names = {name.lower() for name, _ in raw}
+    if not names.isdisjoint(_RAW_NAMES):
+        raw = [(name, value) for name, value in raw if name.lower() not in _RAW_NAMES]
+    raw += _RAW_HEADERS
+    if path.startswith(API_PREFIX) and b"cache-control" not in names:
+        raw.append(_NO_STORE)
+    return raw
 
 
 def add_security_headers(headers: MutableHeaders, path: str) -> None:
@@ -128,7 +150,7 @@ class SecurityMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                add_security_headers(MutableHeaders(scope=message), path)
+                message["headers"] = with_security_headers(message.get("headers", ()), path)
             await send(message)
 
         try:
