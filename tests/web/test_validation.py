@@ -253,3 +253,6 @@ def test_a_failure_inside_is_a_json_500_without_details(
     }
     assert "secret" not in response.text
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    # Added by the error handler and by the middleware around it: once each, not twice.
+    for name in ("content-security-policy", "x-content-type-options", "cache-control"):
+        assert len(response.headers.get_list(name)) == 1, name

@@ -28,7 +28,6 @@ from starlette.responses import JSONResponse
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from starlette.datastructures import MutableHeaders
     from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -83,8 +82,8 @@ _NO_STORE = (b"cache-control", b"no-store")
 def with_security_headers(
     headers: Iterable[tuple[bytes, bytes]], path: str
 ) -> list[tuple[bytes, bytes]]:
-    """An answer's raw headers with ours, in place of any of the same name it set (as
-    `add_security_headers` does, without a search of the headers for each of ours)."""
+    """An answer's raw headers with ours, in place of any of the same name it set; and
+    `Cache-Control: no-store` on the API's answers that say nothing of caching."""
     raw = list(headers)
     names = {name.lower() for name, _ in raw}
     if not names.isdisjoint(_RAW_NAMES):
@@ -95,16 +94,10 @@ def with_security_headers(
     return raw
 
 
-def add_security_headers(headers: MutableHeaders, path: str) -> None:
-    for name, value in SECURITY_HEADERS:
-        headers[name] = value
-    if path.startswith(API_PREFIX) and "cache-control" not in headers:
-        headers["Cache-Control"] = "no-store"
-
-
 def secured(response: Response, path: str) -> Response:
     """The same headers on a response made outside the middleware (a server error)."""
-    add_security_headers(response.headers, path)
+    # In place: the response's `headers` view is over this very list.
+    response.raw_headers[:] = with_security_headers(response.raw_headers, path)
     return response
 
 
