@@ -978,10 +978,10 @@ def test_a_fault_outside_the_framework_is_answered_in_json_with_the_headers(
     there still gets the one JSON sentence for a fault, with the security headers."""
     sid = start(api)["id"]
 
-    def broken(body: bytes) -> None:
+    async def broken(receive: object, limit: int) -> None:
         raise RuntimeError("a bug in the fast path")
 
-    monkeypatch.setattr(fast_events, "_event", broken)
+    monkeypatch.setattr(fast_events, "_read_body", broken)
     response = post_event(api, sid, PROGRESS)
     assert response.status_code == 500
     assert response.json() == {

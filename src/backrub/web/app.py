@@ -101,7 +101,7 @@ def create_app(
             yield
         finally:
             runtime.event_writer = None
-            await run_in_threadpool(writer.close)
+            await writer.close()
             runtime.engine = None
             store.close()
 

@@ -28,7 +28,7 @@ import logging
 import queue
 import re
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -38,15 +38,20 @@ from starlette.requests import cookie_parser
 
 from backrub.store.engine import Held, writer_engine
 from backrub.web import sessions
-from backrub.web.accounts import LOGIN_COOKIE
-from backrub.web.deps import LOCAL_OWNER
+from backrub.web.accounts import LOGIN_COOKIE, Accounts
+from backrub.web.deps import LOCAL_OWNER, OVER_LIMIT
 from backrub.web.schemas import EventBody
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy import Engine
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from backrub.core.catalogue import Catalogue
     from backrub.store.accounts import User
     from backrub.web.deps import Runtime
+    from backrub.web.ratelimit import SlidingWindow
 
 LOG = logging.getLogger(__name__)
 EVENTS_PATH = re.compile(r"/api/v1/sessions/([^/]+)/events")
@@ -68,6 +73,10 @@ BATCH = 64
 
 # Status, body, and the headers besides content-type and -length.
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+# What the writer makes of an event: its answer; or None, for the route to answer it; or, for
+# a person over their limit of events, the seconds until they may send again (the route then
+# answers 429 without counting the event a second time: deps.OVER_LIMIT).
+Reply = Answer | int | None
 # An event saved whose answer could not be made (only a fault in backrub can do that): it must
 # not go to the route, which would answer `accepted: false` and so have the page send it again.
 SAVED_BUT_FAULT = (
@@ -76,53 +85,137 @@ SAVED_BUT_FAULT = (
 )
 
 
-class _Work(NamedTuple):
+class Job(NamedTuple):
+    """An event as the fast path read it: its session, its body as sent (the writer checks it
+    with the route's own model), the sign-in cookie, and whether gzip is accepted."""
+
     session_id: str
-    event: EventBody
+    body: bytes
     login: str | None
     gzipped: bool
-    future: asyncio.Future[Answer | None]
+
+
+class _Work(NamedTuple):
+    job: Job
+    future: asyncio.Future[Reply]
+
+
+class EventSaver:
+    """The events waiting, saved in one transaction (group commit: store/events.py), and each
+    one's reply: the work of the writer, wherever it runs — a thread of the app's process
+    (`EventWriter`) or a process of its own (writer_process.py). Used by one thread."""
+
+    def __init__(
+        self, catalogue: Catalogue, engine: Engine, *, accounts: bool, limit: SlidingWindow
+    ) -> None:
+        self.catalogue = catalogue
+        self.accounts = accounts
+        self.limit = limit
+        self._accounts = Accounts(engine)
+        self._main = engine
+        # One connection held between batches (and, on PostgreSQL, an engine of its own).
+        self._engine = writer_engine(engine)
+        self._db = Held(self._engine)
+        self._remembered = sessions.Remembered()
+
+    def close(self) -> None:
+        self._db.close()
+        if self._engine is not self._main:
+            self._engine.dispose()
+
+    def replies(self, jobs: Sequence[Job]) -> list[Reply]:
+        counted: list[str] = []
+        try:
+            replies = self._replies(jobs, counted)
+        except Exception:  # the route answers each again, with its one error source
+            replies = [None] * len(jobs)
+        # An event the route answers is counted there: not twice against a person's limit.
+        for owner, reply in zip(counted, replies, strict=False):
+            if reply is None and owner:
+                self.limit.forget_one(owner)
+        return replies
+
+    def _replies(self, jobs: Sequence[Job], counted: list[str]) -> list[Reply]:
+        """The answers' bytes; None for an event the route must answer. `counted` gets, for each
+        event in turn, the person it was counted against ("" for none)."""
+        replies: list[Reply] = [None] * len(jobs)
+        ready: list[int] = []
+        events: list[tuple[str, str, EventBody]] = []
+        # Whose events they are: with accounts on, the batch's sign-ins looked up at once.
+        users = self._accounts.users_for(j.login for j in jobs) if self.accounts else {}
+        for n, job in enumerate(jobs):
+            event = _event(job.body)
+            owner = self._owner(job.login, users) if event is not None else None
+            counted.append(owner if self.accounts and isinstance(owner, str) else "")
+            if isinstance(owner, int):
+                replies[n] = owner
+            elif owner is not None and event is not None:
+                ready.append(n)
+                events.append((owner, job.session_id, event))
+        if not events:
+            return replies
+        outcomes = sessions.apply_events(self.catalogue, self._db, events, self._remembered)
+        for n, outcome in zip(ready, outcomes, strict=True):
+            if not isinstance(outcome, sessions.Outcome):
+                continue  # not applied: the route answers it
+            try:
+                replies[n] = _encoded(sessions.answer_json(outcome), jobs[n].gzipped)
+            except Exception:
+                LOG.exception("The answer to a saved event could not be made")
+                replies[n] = (500, orjson.dumps({"error": SAVED_BUT_FAULT}), [])
+        return replies
+
+    def _owner(self, login: str | None, users: dict[str, User]) -> str | int | None:
+        """Whose event it is: the local profile, or the signed-in person (`users`: by sign-in)
+        within their limit; past it, the seconds until they may send again; None when the
+        route must answer (not signed in)."""
+        if not self.accounts:
+            return LOCAL_OWNER
+        user = users.get(login or "")
+        if user is None:
+            return None
+        if not self.limit.allow(user.id):
+            return self.limit.retry_after(user.id)
+        return user.id
 
 
 class EventWriter:
-    """One thread that saves the events waiting when it is free, in one transaction (group
-    commit: store/events.py), and hands each request its answer's bytes.
+    """A thread of the app's process that saves the events waiting when it is free
+    (`EventSaver`), and hands each request its reply.
 
     Under load the events of many players share a commit and one wake-up of the event loop;
-    alone, an event is saved at once. None for an answer: the route must answer that event.
+    alone, an event is saved at once.
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         if runtime.engine is None:
             raise RuntimeError("the event writer starts once the database is open")
-        # Only this writer's thread saves through it, on one connection held between batches.
-        self._engine = writer_engine(runtime.engine)
-        self._db = Held(self._engine)
-        self._remembered = sessions.Remembered()
+        self._saver = EventSaver(
+            runtime.catalogue,
+            runtime.engine,
+            accounts=runtime.accounts,
+            limit=runtime.event_limit,
+        )
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="backrub-events", daemon=True)
         self._thread.start()
 
-    async def answer(
-        self, session_id: str, event: EventBody, login: str | None, gzipped: bool
-    ) -> Answer | None:
-        future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Work(session_id, event, login, gzipped, future))
+    async def answer(self, job: Job) -> Reply:
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Work(job, future))
         return await future
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Save what is waiting, then stop."""
         self._queue.put(None)
-        self._thread.join()
-        if self._engine is not self.runtime.engine:
-            self._engine.dispose()
+        await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
-                self._db.close()
+                self._saver.close()
                 return
             batch = [first]
             while len(batch) < BATCH:
@@ -134,62 +227,16 @@ class EventWriter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            counted: list[str] = []
-            try:
-                answers = self._answers(batch, counted)
-            except Exception:  # the route answers each again, with its one error source
-                answers = [None] * len(batch)
-            # An event the route answers is counted there: not twice against a person's limit.
-            for owner, answer in zip(counted, answers, strict=False):
-                if answer is None and owner:
-                    self.runtime.event_limit.forget_one(owner)
-            _settle(batch, answers)
-
-    def _answers(self, batch: list[_Work], counted: list[str]) -> list[Answer | None]:
-        """The answers' bytes; None for an event the route must answer. `counted` gets, for each
-        event in turn, the person it was counted against ("" for none)."""
-        rt = self.runtime
-        if rt.engine is None:  # the app is shutting down
-            return [None] * len(batch)
-        answers: list[Answer | None] = [None] * len(batch)
-        ready: list[int] = []
-        events: list[tuple[str, str, EventBody]] = []
-        # Whose events they are: with accounts on, the batch's sign-ins looked up at once.
-        users = rt.account_service().users_for(w.login for w in batch) if rt.accounts else {}
-        for n, work in enumerate(batch):
-            owner = self._owner(work.login, users)
-            counted.append(owner if rt.accounts and owner is not None else "")
-            if owner is not None:
-                ready.append(n)
-                events.append((owner, work.session_id, work.event))
-        if not events:
-            return answers
-        outcomes = sessions.apply_events(rt.catalogue, self._db, events, self._remembered)
-        for n, outcome in zip(ready, outcomes, strict=True):
-            if not isinstance(outcome, sessions.Outcome):
-                continue  # not applied: the route answers it
-            try:
-                answers[n] = _encoded(sessions.answer_json(outcome), batch[n].gzipped)
-            except Exception:
-                LOG.exception("The answer to a saved event could not be made")
-                answers[n] = (500, orjson.dumps({"error": SAVED_BUT_FAULT}), [])
-        return answers
-
-    def _owner(self, login: str | None, users: dict[str, User]) -> str | None:
-        """Whose event it is: the local profile, or the signed-in person (`users`: by sign-in)
-        within their limit; None when the route must answer (not signed in, over the limit)."""
-        rt = self.runtime
-        if not rt.accounts:
-            return LOCAL_OWNER
-        user = users.get(login or "")
-        if user is None or not rt.event_limit.allow(user.id):
-            return None
-        return user.id
+            jobs = [work.job for work in batch]
+            if self.runtime.engine is None:  # the app is shutting down
+                _settle(batch, [None] * len(batch))
+            else:
+                _settle(batch, self._saver.replies(jobs))
 
 
-def _settle(batch: list[_Work], answers: list[Answer | None]) -> None:
+def _settle(batch: list[_Work], answers: Sequence[Reply]) -> None:
     """Hand the answers to the requests, in one wake-up of each event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Answer | None], Any]]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Reply], Reply]]] = {}
     for work, answer in zip(batch, answers, strict=True):
         by_loop.setdefault(work.future.get_loop(), []).append((work.future, answer))
     for loop, pairs in by_loop.items():
@@ -197,7 +244,7 @@ def _settle(batch: list[_Work], answers: list[Answer | None]) -> None:
             loop.call_soon_threadsafe(_resolve, pairs)
 
 
-def _resolve(pairs: list[tuple[asyncio.Future[Answer | None], Any]]) -> None:
+def _resolve(pairs: list[tuple[asyncio.Future[Reply], Reply]]) -> None:
     for future, answer in pairs:
         if not future.done():  # the client went away meanwhile
             future.set_result(answer)
@@ -246,16 +293,16 @@ class EventFastPath:
             return
         headers = Headers(scope=scope)
         read, body = await _read_body(receive, self.max_body)
-        answer = None
+        answer: Reply = None
         if body is not None and JSON_TYPE.fullmatch(headers.get("content-type", "")):
-            event = _event(body)
-            if event is not None and self.runtime.engine is not None:
+            writer = self.runtime.event_writer
+            if writer is not None:  # None: the app's lifespan has not started, or has ended
                 login = cookie_parser(headers.get("cookie", "")).get(LOGIN_COOKIE)
                 gzipped = "gzip" in headers.get("accept-encoding", "")
-                writer = self.runtime.event_writer
-                if writer is not None:  # None: the app's lifespan has not started, or has ended
-                    answer = await writer.answer(match.group(1), event, login, gzipped)
-        if answer is None:
+                answer = await writer.answer(Job(match.group(1), body, login, gzipped))
+        if isinstance(answer, int):  # over the limit: the route says so (deps.event_quota)
+            scope = {**scope, OVER_LIMIT: answer}
+        if not isinstance(answer, tuple):
             await self.app(scope, _replay(read, receive), send)
             return
         status, payload, extra = answer
