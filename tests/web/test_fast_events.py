@@ -114,6 +114,26 @@ def open_engine(app: FastAPI) -> Engine:
 
 
 @pytest.fixture
+def writer(request: pytest.FixtureRequest) -> str:
+    """Where the app's event writer runs: a thread of its process, or (`backrub serve`'s way,
+    for the tests marked `BOTH_WRITERS`) a process of its own."""
+    return str(getattr(request, "param", "thread"))
+
+
+BOTH_WRITERS = pytest.mark.parametrize("writer", ["thread", "process"], indirect=True)
+
+
+@pytest.fixture
+def build(build: Build, writer: str) -> Build:
+    return functools.partial(build, event_process=writer == "process")
+
+
+@pytest.fixture
+def app(settings: Settings, site: Path, build: Build) -> FastAPI:
+    return build(settings, site)
+
+
+@pytest.fixture
 def routed(monkeypatch: pytest.MonkeyPatch) -> list[Engine]:
     """The engines of the apps whose FastAPI route applied an event (the fast path saves
     through `sessions.apply_events` and never calls the route's `apply_event`)."""
@@ -221,6 +241,7 @@ def checked(response: httpx.Response) -> dict[str, Any]:
 # ---- (a) the same answers and the same saved session ----------------------------------------
 
 
+@BOTH_WRITERS
 def test_the_fast_path_answers_and_saves_as_the_route_does(
     settings: Settings,
     twin: Settings,
@@ -309,6 +330,7 @@ def both(
         yield fast, route
 
 
+@BOTH_WRITERS
 def test_every_refusal_is_the_routes_own(
     settings: Settings, site: Path, build: Build, connect: Connect, start: Start
 ) -> None:
@@ -371,10 +393,10 @@ def person(
 
 
 @contextmanager
-def hosted(settings: Settings, limit: int) -> Iterator[tuple[FastAPI, FastAPI]]:
+def hosted(settings: Settings, limit: int, writer: str) -> Iterator[tuple[FastAPI, FastAPI]]:
     """The app with accounts on, with and without the fast path, on one database, running;
     each person's events limited to `limit` a minute (120 in service)."""
-    fast_app = create_app(settings, accounts=True)
+    fast_app = create_app(settings, accounts=True, event_process=writer == "process")
     route_app = route_only(create_app(settings, accounts=True))
     for app in (fast_app, route_app):
         runtime(app).event_limit = SlidingWindow(limit)
@@ -382,10 +404,11 @@ def hosted(settings: Settings, limit: int) -> Iterator[tuple[FastAPI, FastAPI]]:
         yield fast_app, route_app
 
 
+@BOTH_WRITERS
 def test_refusals_with_accounts_are_the_routes_own(
-    settings: Settings, body: Body, routed: list[Engine]
+    settings: Settings, body: Body, routed: list[Engine], writer: str
 ) -> None:
-    with hosted(settings, 3) as (fast_app, route_app):
+    with hosted(settings, 3, writer) as (fast_app, route_app):
         ana, ana_route = person(fast_app, route_app, "ana@example.org")
         ben, ben_route = person(fast_app, route_app, "ben@example.org")
         nobody, nobody_route = person(fast_app, route_app, None)
@@ -435,11 +458,12 @@ def test_refusals_with_accounts_are_the_routes_own(
         assert stored_rows(fast_app, sid)["progress_seq"] == 3
 
 
+@BOTH_WRITERS
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_event_for_no_such_session_counts_once_against_the_limit(
-    settings: Settings, body: Body
+    settings: Settings, body: Body, writer: str
 ) -> None:
-    with hosted(settings, 3) as (fast_app, route_app):
+    with hosted(settings, 3, writer) as (fast_app, route_app):
         statuses = []
         for client in person(fast_app, route_app, "ana@example.org"):
             made = client.post(SESSIONS, json=body())
@@ -480,6 +504,7 @@ def assert_secured(response: httpx.Response) -> None:
     assert response.headers["cache-control"] == "no-store"
 
 
+@BOTH_WRITERS
 def test_a_large_answer_is_gzipped_a_small_one_is_not_and_both_are_secured(
     api: TestClient, start: Start, routed: list[Engine]
 ) -> None:
@@ -564,6 +589,7 @@ def test_a_large_answer_is_gzipped_a_small_one_is_not_and_both_are_secured(
     assert routed == []
 
 
+@BOTH_WRITERS
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_answer_is_compressed_by_the_route_as_by_the_fast_path(
     settings: Settings, site: Path, build: Build, connect: Connect, start: Start
@@ -621,6 +647,7 @@ def player_event(seq: int, active: float) -> dict[str, Any]:
     return {"kind": "progress", "active": active, "seq": seq, "fired": [f"check:{seq}"]}
 
 
+@BOTH_WRITERS
 def test_many_players_at_once_are_all_answered_and_saved(
     app: FastAPI, api: TestClient, start: Start, routed: list[Engine]
 ) -> None:
@@ -675,6 +702,7 @@ def test_a_saved_event_whose_answer_fails_is_not_applied_again(
     assert served_by_route(routed, app) == 0
 
 
+@BOTH_WRITERS
 def test_many_devices_on_one_session_lose_no_accepted_event(api: TestClient, start: Start) -> None:
     """Eight devices send rising seqs, interleaved: what is accepted is saved, and only that."""
     sid = start(api)["id"]
@@ -971,6 +999,7 @@ def test_the_app_stops_cleanly_with_events_waiting(
         store.close()
 
 
+@BOTH_WRITERS
 def test_a_fault_outside_the_framework_is_answered_in_json_with_the_headers(
     api: TestClient, start: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:

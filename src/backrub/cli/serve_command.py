@@ -141,7 +141,13 @@ def register(app: typer.Typer) -> None:
             open_store(settings).close()
             from backrub.web import create_app
 
-            web = create_app(settings, speed=clock_speed, hosts=(host,), accounts=with_accounts)
+            web = create_app(
+                settings,
+                speed=clock_speed,
+                hosts=(host,),
+                accounts=with_accounts,
+                event_process=True,
+            )
         sock = listen(host, number)
         scheme = "https" if cert else "http"
         typer.echo(

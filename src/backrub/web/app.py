@@ -34,6 +34,7 @@ from backrub.web.security import (
     SecurityMiddleware,
 )
 from backrub.web.views import catalogue_as_dict
+from backrub.web.writer_process import WriterProcess
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
@@ -69,6 +70,7 @@ def create_app(
     accounts: bool = False,
     templates_dir: Path | None = None,
     static_dir: Path | None = None,
+    event_process: bool = False,
 ) -> FastAPI:
     """The web app for `settings`' database.
 
@@ -76,7 +78,9 @@ def create_app(
     names the server is reached by to the loopback ones; `accounts` makes people sign in, each
     to their own sessions (serving beyond this computer), and then any `Host` is answered: a
     browser's login cookie belongs to the name it signed in on, so a name pointed at this server
-    by another site reaches nothing. The folders default to the package's.
+    by another site reaches nothing. The folders default to the package's. `event_process`:
+    the player's events are saved by a process of their own (writer_process.py), as `backrub
+    serve` has it; else by a thread of this one.
     """
     if not 0 < speed <= MAX_SPEED:
         raise BadInput(f"speed must be above 0 and at most {MAX_SPEED} (got {speed}).")
@@ -96,7 +100,14 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store = await run_in_threadpool(open_store, settings)
         runtime.engine = store.engine
-        writer = runtime.event_writer = EventWriter(runtime)
+        writer: EventWriter | WriterProcess | None = None
+        if event_process:
+            writer = await WriterProcess.start(
+                settings, accounts=accounts, limit=runtime.event_limit
+            )
+        if writer is None:
+            writer = EventWriter(runtime)
+        runtime.event_writer = writer
         try:
             yield
         finally:
@@ -171,4 +182,5 @@ def app_from_environment() -> FastAPI:
         speed=float(options.get("speed", 1.0)),
         hosts=[str(h) for h in options.get("hosts", [])],
         accounts=bool(options.get("accounts", False)),
+        event_process=True,
     )

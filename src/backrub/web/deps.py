@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from backrub.web.fast_events import EventWriter
+    from backrub.web.writer_process import WriterProcess
 
 # Serving on this computer has no accounts: everything belongs to the CLI's own profile.
 LOCAL_OWNER = "local"
@@ -52,7 +53,7 @@ class Runtime:
         self.accounts = accounts
         self.engine: Engine | None = None
         # Saves the player's events (fast_events.py), for as long as the engine is open.
-        self.event_writer: EventWriter | None = None
+        self.event_writer: EventWriter | WriterProcess | None = None
         self.event_limit = SlidingWindow(EVENTS_PER_MINUTE)
         self.audio_limit = SlidingWindow(TRACKS_PER_HOUR, window=3600)
 

@@ -128,6 +128,7 @@ class EventSaver:
         try:
             replies = self._replies(jobs, counted)
         except Exception:  # the route answers each again, with its one error source
+            LOG.warning("A batch of events was handed to the route", exc_info=True)
             replies = [None] * len(jobs)
         # An event the route answers is counted there: not twice against a person's limit.
         for owner, reply in zip(counted, replies, strict=False):
