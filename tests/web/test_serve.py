@@ -13,7 +13,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -25,7 +26,6 @@ from backrub.cli import serve_command
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 # The command as the CLI will have it, on an app of its own (the lead wires it into cli/main.py).
 SCRIPT = """
@@ -239,3 +239,131 @@ def test_ctrl_c_does_not_wait_for_a_players_wait_for_the_remote(env: dict[str, s
             assert process.wait(15) == 0
             # Well short of the 20 s the wait asked for (the grace is 3 s).
             assert time.monotonic() - started < 12
+
+
+# ---- the event writer's own process ---------------------------------------------------------
+
+WRITER = "backrub.web.writer_process"
+
+
+def writer_processes(parent: int) -> list[int]:
+    """The event writer processes `parent` started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue  # it has ended meanwhile
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == parent and state != "Z" and WRITER.encode() in command:
+            found.append(int(entry))
+    return found
+
+
+def the_writer_process(parent: int) -> int:
+    """The one event writer process of a server (it starts with the app's lifespan, just after
+    the address is printed)."""
+    deadline = time.monotonic() + 30
+    while not (found := writer_processes(parent)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (writer,) = found
+    return writer
+
+
+def gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class Player:
+    """A page's calls to a running server: a session, and its events with rising seqs."""
+
+    def __init__(self, address: str) -> None:
+        self.client = httpx.Client(base_url=address, timeout=30)
+        self.client.get("/")
+        self.client.headers["X-CSRF-Token"] = self.client.cookies["backrub_csrf"]
+        body = {
+            "mode": "partner",
+            "minutes": 20,
+            "focus": [{"region": "shoulders", "tension": 8}],
+            "pressure": "medium",
+            "tension_before": 6,
+        }
+        made = self.client.post("/api/v1/sessions", json=body)
+        assert made.status_code == 201, made.text
+        self.session = made.json()["id"]
+        self.seq = 0
+
+    def feedback(self, kind: str) -> dict[str, object]:
+        self.seq += 1
+        body = {"kind": "feedback", "feedback": kind, "active": 10.0 * self.seq, "seq": self.seq}
+        answer = self.client.post(f"/api/v1/sessions/{self.session}/events", json=body)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, object] = answer.json()
+        return result
+
+    def close(self) -> None:
+        self.client.close()
+
+    def heard(self) -> list[str]:
+        view = self.client.get(f"/api/v1/sessions/{self.session}").json()
+        return [f["kind"] for f in view["record"]["feedback"]]
+
+
+def address_of(line: str) -> str:
+    return line.split(" at ", 1)[1].split(" ", 1)[0]
+
+
+def test_serve_saves_events_in_a_writer_process_that_stops_with_it(env: dict[str, str]) -> None:
+    with ExitStack() as stack, serving(env) as (process, line):
+        writer = the_writer_process(process.pid)
+        player = stack.enter_context(closing(Player(address_of(line))))
+        softer = player.feedback("softer")
+        assert softer["accepted"] is True and softer["message"]
+        assert player.feedback("firmer")["accepted"] is True
+        assert player.heard() == ["softer", "firmer"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+        assert gone(writer, within=10)
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.read() == "backrub has stopped.\n"
+        assert "writer process" not in process.stderr.read()
+
+
+def test_events_are_still_saved_when_the_writer_process_dies(env: dict[str, str]) -> None:
+    with ExitStack() as stack, serving(env) as (process, line):
+        writer = the_writer_process(process.pid)
+        player = stack.enter_context(closing(Player(address_of(line))))
+        assert player.feedback("softer")["accepted"] is True
+        os.kill(writer, signal.SIGKILL)
+        assert gone(writer, within=10)
+        # The app's own route answers and saves them now.
+        assert player.feedback("firmer")["accepted"] is True
+        assert player.feedback("tender")["accepted"] is True
+        assert player.heard() == ["softer", "firmer", "tender"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+        assert process.stderr is not None
+        assert "The event writer process has ended" in process.stderr.read()
+
+
+def test_the_writer_process_ends_with_a_killed_server(env: dict[str, str]) -> None:
+    with ExitStack() as stack, serving(env) as (process, line):
+        writer = the_writer_process(process.pid)
+        player = stack.enter_context(closing(Player(address_of(line))))
+        assert player.feedback("softer")["accepted"] is True
+        process.kill()
+        process.wait()
+        # Its pipe from the app closed with the app: it saves what it had, and ends.
+        assert gone(writer, within=10)

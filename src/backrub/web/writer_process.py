@@ -65,6 +65,8 @@ class _Replies(asyncio.Protocol):
     """Reads the writer process's replies and hands each to the request waiting for it."""
 
     def __init__(self) -> None:
+        # True once the app has closed the pipe: the writer process's end is expected.
+        self.closing = False
         self.pending: dict[int, asyncio.Future[Reply]] = {}
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -93,6 +95,8 @@ class _Replies(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
             self.ready.set_result(False)
+        elif not self.closing:
+            LOG.error("The event writer process has ended; the app saves the events itself")
         for future in list(self.pending.values()):
             _resolve(future, None)  # the route answers it
         self.pending.clear()
@@ -225,6 +229,7 @@ class WriterProcess:
 
     async def close(self) -> None:
         """Save what was sent, then stop: the writer process ends once its pipe is closed."""
+        self._replies.closing = True
         self._sending.close()
         try:
             await asyncio.to_thread(self._process.wait, STOP_TIMEOUT_S)
