@@ -13,6 +13,7 @@ import asyncio
 import functools
 import gzip
 import json
+import logging
 import secrets
 import threading
 import warnings
@@ -27,7 +28,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from backrub.config import Settings
 from backrub.store import open_store
 from backrub.store.tables import FeedbackRow, SessionRow
-from backrub.web import create_app, fast_events, sessions
+from backrub.web import create_app, fast_events, sessions, writer_process
 from backrub.web.app import BackrubApp
 from backrub.web.fast_events import EVENT_GZIP_MINIMUM, EventFastPath
 from backrub.web.ratelimit import SlidingWindow
@@ -1017,3 +1018,28 @@ def test_a_fault_outside_the_framework_is_answered_in_json_with_the_headers(
         "error": "Something went wrong inside backrub; nothing more was saved. Try again."
     }
     assert_secured(response)
+
+
+def test_an_app_whose_writer_process_cannot_start_saves_the_events_itself(
+    settings: Settings,
+    site: Path,
+    build: Build,
+    connect: Connect,
+    start: Start,
+    routed: list[Engine],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A writer process that ends before it is ready leaves the writer a thread of the app's
+    own process, as an app made without one has it: the events are still saved by the fast
+    path, and the failure is logged."""
+    monkeypatch.setattr(writer_process, "ENTRY", "raise SystemExit(3)")
+    app = build(settings, site, event_process=True)
+    with caplog.at_level(logging.ERROR, logger=writer_process.__name__), connect(app) as api:
+        assert isinstance(runtime(app).event_writer, fast_events.EventWriter)
+        sid = start(api)["id"]
+        softer = {"kind": "feedback", "feedback": "softer", "active": 30.0, "seq": 1}
+        assert checked(post_event(api, sid, softer))["accepted"] is True
+        assert [f["kind"] for f in view_of(api, sid)["record"]["feedback"]] == ["softer"]
+        assert served_by_route(routed, app) == 0
+    assert "The event writer process did not start" in caplog.text

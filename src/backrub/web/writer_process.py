@@ -12,8 +12,9 @@ it", or "over the limit"). Nothing else is shared: the writer process opens the 
 catalogue itself, and keeps its own limit of each person's events (the route keeps its own for
 the events it answers, so each event is counted once).
 
-Should the writer process fail to start or end early, the app's own route answers every event
-(correctly, if more slowly), and the failure is logged. It ends when the app's end closes its
+Should the writer process fail to start, the app saves the events in a thread of its own, as
+apps made without it do; should it end early, the app's own route answers every event from then
+on (correctly, if more slowly). Either is logged. It ends when the app's end closes its
 pipe, or when the app's process dies (the pipe closes then too), after saving what it was sent.
 """
 
@@ -149,7 +150,7 @@ class WriterProcess:
         cls, settings: Settings, *, accounts: bool, limit: SlidingWindow
     ) -> WriterProcess | None:
         """The writer process for `settings`' database, once it is ready; None if it could not
-        start (the route answers every event then). `limit`: of each person's events, as the
+        start. `limit`: of each person's events, as the
         app's own (a limit of its own is kept there)."""
         loop = asyncio.get_running_loop()
         to_child, to_us = os.pipe()
@@ -161,7 +162,9 @@ class WriterProcess:
                 stdin=subprocess.DEVNULL,
             )
         except OSError:
-            LOG.exception("The event writer process could not start; the app saves events")
+            LOG.exception(
+                "The event writer process could not start; the app saves the events itself"
+            )
             os.close(to_us)
             os.close(from_child)
             return None
@@ -187,7 +190,7 @@ class WriterProcess:
         except TimeoutError:
             ready = False
         if not ready:
-            LOG.error("The event writer process did not start; the app saves events itself")
+            LOG.error("The event writer process did not start; the app saves the events itself")
             await writer.close()
             return None
         return writer
