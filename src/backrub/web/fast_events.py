@@ -36,6 +36,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import cookie_parser
 
+from backrub.core.errors import BackrubError
 from backrub.store.engine import Held, writer_engine
 from backrub.web import sessions
 from backrub.web.accounts import LOGIN_COOKIE, Accounts
@@ -127,8 +128,11 @@ class EventSaver:
         counted: list[str] = []
         try:
             replies = self._replies(jobs, counted)
-        except Exception:  # the route answers each again, with its one error source
-            LOG.warning("A batch of events was handed to the route", exc_info=True)
+        except Exception as exc:  # the route answers each again, with its one error source
+            # The store's own failures (the database busy or gone) are one sentence; anything
+            # else is a fault in backrub, worth its traceback.
+            known = isinstance(exc, BackrubError)
+            LOG.warning("Events handed to the route: %s", exc, exc_info=not known)
             replies = [None] * len(jobs)
         # An event the route answers is counted there: not twice against a person's limit.
         for owner, reply in zip(counted, replies, strict=False):
