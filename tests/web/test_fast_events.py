@@ -14,8 +14,11 @@ import functools
 import gzip
 import json
 import logging
+import os
 import secrets
+import signal
 import threading
+import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
@@ -1043,3 +1046,38 @@ def test_an_app_whose_writer_process_cannot_start_saves_the_events_itself(
         assert [f["kind"] for f in view_of(api, sid)["record"]["feedback"]] == ["softer"]
         assert served_by_route(routed, app) == 0
     assert "The event writer process did not start" in caplog.text
+
+
+def test_events_after_the_writer_process_ended_are_saved_by_the_app(
+    settings: Settings,
+    site: Path,
+    build: Build,
+    connect: Connect,
+    start: Start,
+    routed: list[Engine],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A writer process that dies (killed, out of memory) hands the writing to a thread of the
+    app: the events go on being saved by the fast path, and its end is logged."""
+    app = build(settings, site, event_process=True)
+    with caplog.at_level(logging.ERROR, logger=writer_process.__name__), connect(app) as api:
+        sid = start(api)["id"]
+        writer = runtime(app).event_writer
+        assert isinstance(writer, writer_process.WriterProcess)
+
+        def feedback(kind: str, seq: int) -> dict[str, Any]:
+            body = {"kind": "feedback", "feedback": kind, "active": 30.0 + seq, "seq": seq}
+            return checked(post_event(api, sid, body))
+
+        assert feedback("softer", 1)["accepted"] is True
+        os.kill(writer.pid, signal.SIGKILL)
+        deadline = time.monotonic() + HANG
+        while writer.running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not writer.running
+        assert feedback("firmer", 2)["accepted"] is True
+        assert feedback("tender", 3)["accepted"] is True
+        heard = [f["kind"] for f in view_of(api, sid)["record"]["feedback"]]
+        assert heard == ["softer", "firmer", "tender"]
+        assert served_by_route(routed, app) == 0
+    assert "The event writer process has ended" in caplog.text

@@ -103,7 +103,10 @@ def create_app(
         writer: EventWriter | WriterProcess | None = None
         if event_process:
             writer = await WriterProcess.start(
-                settings, accounts=accounts, limit=runtime.event_limit
+                settings,
+                accounts=accounts,
+                limit=runtime.event_limit,
+                instead=lambda: EventWriter(runtime),
             )
         if writer is None:
             writer = EventWriter(runtime)

@@ -12,9 +12,9 @@ it", or "over the limit"). Nothing else is shared: the writer process opens the 
 catalogue itself, and keeps its own limit of each person's events (the route keeps its own for
 the events it answers, so each event is counted once).
 
-Should the writer process fail to start, the app saves the events in a thread of its own, as
-apps made without it do; should it end early, the app's own route answers every event from then
-on (correctly, if more slowly). Either is logged. It ends when the app's end closes its
+Should the writer process fail to start, or end early, the app saves the events in a thread of
+its own from then on, as apps made without it do (events in flight when it ended are answered by
+the app's route). Either is logged. It ends when the app's end closes its
 pipe, or when the app's process dies (the pipe closes then too), after saving what it was sent.
 """
 
@@ -31,13 +31,17 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backrub.web.fast_events import BATCH, Job, Reply
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from backrub.config import Settings
+    from backrub.web.fast_events import EventWriter
     from backrub.web.ratelimit import SlidingWindow
 
 LOG = logging.getLogger(__name__)
@@ -97,7 +101,7 @@ class _Replies(asyncio.Protocol):
         if not self.ready.done():
             self.ready.set_result(False)
         elif not self.closing:
-            LOG.error("The event writer process has ended; the app saves the events itself")
+            LOG.error("The event writer process has ended; the app saves the events itself now")
         for future in list(self.pending.values()):
             _resolve(future, None)  # the route answers it
         self.pending.clear()
@@ -131,27 +135,37 @@ def _reply(kind: int, flags: int, status: int, payload: bytes) -> Reply:
 
 
 class WriterProcess:
-    """The app's side: `answer` as `EventWriter.answer`, from the event loop that started it."""
+    """The app's side: `answer` and `close` as `EventWriter`'s. Should the writer process end
+    early, the events from then on go to a writer made by `instead` (a thread of the app)."""
 
     def __init__(
         self,
         process: subprocess.Popen[bytes],
         sending: asyncio.WriteTransport,
         replies: _Replies,
+        instead: Callable[[], EventWriter],
     ) -> None:
         self._process = process
         self._sending = sending
         self._replies = replies
         self._loop = asyncio.get_running_loop()
         self._idents = itertools.count(READY + 1)
+        self._make_instead = instead
+        self._instead: EventWriter | None = None
+        self._instead_lock = threading.Lock()
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, accounts: bool, limit: SlidingWindow
+        cls,
+        settings: Settings,
+        *,
+        accounts: bool,
+        limit: SlidingWindow,
+        instead: Callable[[], EventWriter],
     ) -> WriterProcess | None:
         """The writer process for `settings`' database, once it is ready; None if it could not
-        start. `limit`: of each person's events, as the
-        app's own (a limit of its own is kept there)."""
+        start. `limit`: of each person's events, as the app's own (the writer process keeps
+        a count of its own). `instead`: the writer for when the process has ended early."""
         loop = asyncio.get_running_loop()
         to_child, to_us = os.pipe()
         from_child, from_us = os.pipe()
@@ -184,7 +198,7 @@ class WriterProcess:
         }
         data = json.dumps(config).encode()
         sending.write(struct.pack("!I", len(data)) + data)
-        writer = cls(process, sending, replies)
+        writer = cls(process, sending, replies, instead)
         try:
             ready = await asyncio.wait_for(asyncio.shield(replies.ready), START_TIMEOUT_S)
         except TimeoutError:
@@ -196,8 +210,8 @@ class WriterProcess:
         return writer
 
     async def answer(self, job: Job) -> Reply:
-        if self._replies.closed.done():
-            return None
+        if self._replies.closed.done():  # it has ended: early, or with the app
+            return None if self._replies.closing else await self._fallback().answer(job)
         try:
             session = job.session_id.encode()
             login = b"" if job.login is None else job.login.encode()
@@ -226,6 +240,21 @@ class WriterProcess:
         finally:
             self._replies.pending.pop(ident, None)
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def running(self) -> bool:
+        """False once the writer process has ended (its replies' pipe has closed)."""
+        return not self._replies.closed.done()
+
+    def _fallback(self) -> EventWriter:
+        with self._instead_lock:  # one, whichever loop asks first
+            if self._instead is None:
+                self._instead = self._make_instead()
+            return self._instead
+
     def _write(self, frame: bytes) -> None:
         if not self._sending.is_closing():
             self._sending.write(frame)
@@ -242,6 +271,10 @@ class WriterProcess:
             await asyncio.to_thread(self._process.wait)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._replies.closed), STOP_TIMEOUT_S)
+        with self._instead_lock:
+            instead, self._instead = self._instead, None
+        if instead is not None:
+            await instead.close()
 
 
 # ---- the writer process --------------------------------------------------------------------
