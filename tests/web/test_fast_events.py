@@ -1033,19 +1033,28 @@ def test_an_app_whose_writer_process_cannot_start_saves_the_events_itself(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A writer process that ends before it is ready leaves the writer a thread of the app's
-    own process, as an app made without one has it: the events are still saved by the fast
-    path, and the failure is logged."""
+    """A writer process that ends before it is ready leaves the writing to a thread of the
+    app's own process, as an app made without one has it: the events are still saved by the
+    fast path, and the failure is logged."""
     monkeypatch.setattr(writer_process, "ENTRY", "raise SystemExit(3)")
     app = build(settings, site, event_process=True)
     with caplog.at_level(logging.ERROR, logger=writer_process.__name__), connect(app) as api:
-        assert isinstance(runtime(app).event_writer, fast_events.EventWriter)
+        writer = runtime(app).event_writer
+        assert isinstance(writer, writer_process.WriterProcess)
+        until_ended(writer)
         sid = start(api)["id"]
         softer = {"kind": "feedback", "feedback": "softer", "active": 30.0, "seq": 1}
         assert checked(post_event(api, sid, softer))["accepted"] is True
         assert [f["kind"] for f in view_of(api, sid)["record"]["feedback"]] == ["softer"]
         assert served_by_route(routed, app) == 0
     assert "The event writer process did not start" in caplog.text
+
+
+def until_ended(writer: writer_process.WriterProcess) -> None:
+    deadline = time.monotonic() + HANG
+    while writer.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not writer.running
 
 
 def test_events_after_the_writer_process_ended_are_saved_by_the_app(
@@ -1071,10 +1080,7 @@ def test_events_after_the_writer_process_ended_are_saved_by_the_app(
 
         assert feedback("softer", 1)["accepted"] is True
         os.kill(writer.pid, signal.SIGKILL)
-        deadline = time.monotonic() + HANG
-        while writer.running and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not writer.running
+        until_ended(writer)
         assert feedback("firmer", 2)["accepted"] is True
         assert feedback("tender", 3)["accepted"] is True
         heard = [f["kind"] for f in view_of(api, sid)["record"]["feedback"]]

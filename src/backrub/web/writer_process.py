@@ -59,9 +59,6 @@ VARY_HEADER = (b"vary", b"Accept-Encoding")
 ENTRY = "import sys; from backrub.web.writer_process import main; main(sys.argv)"
 # The writer process says it is ready with a reply of id 0.
 READY = 0
-# Opening the database and the catalogue takes a second or two; a server that cannot answers
-# its events through the route instead.
-START_TIMEOUT_S = 60.0
 # At the app's end, what it was sent is saved within this, or the process is stopped.
 STOP_TIMEOUT_S = 30.0
 
@@ -98,10 +95,13 @@ class _Replies(asyncio.Protocol):
         del buffer[:at]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closing:
+            LOG.error(
+                "The event writer process %s; the app saves the events itself now",
+                "has ended" if self.ready.done() else "did not start",
+            )
         if not self.ready.done():
             self.ready.set_result(False)
-        elif not self.closing:
-            LOG.error("The event writer process has ended; the app saves the events itself now")
         for future in list(self.pending.values()):
             _resolve(future, None)  # the route answers it
         self.pending.clear()
@@ -163,8 +163,8 @@ class WriterProcess:
         limit: SlidingWindow,
         instead: Callable[[], EventWriter],
     ) -> WriterProcess | None:
-        """The writer process for `settings`' database, once it is ready; None if it could not
-        start. `limit`: of each person's events, as the app's own (the writer process keeps
+        """The writer process for `settings`' database, started; None if it could not be.
+        `limit`: of each person's events, as the app's own (the writer process keeps
         a count of its own). `instead`: the writer for when the process has ended early."""
         loop = asyncio.get_running_loop()
         to_child, to_us = os.pipe()
@@ -198,16 +198,8 @@ class WriterProcess:
         }
         data = json.dumps(config).encode()
         sending.write(struct.pack("!I", len(data)) + data)
-        writer = cls(process, sending, replies, instead)
-        try:
-            ready = await asyncio.wait_for(asyncio.shield(replies.ready), START_TIMEOUT_S)
-        except TimeoutError:
-            ready = False
-        if not ready:
-            LOG.error("The event writer process did not start; the app saves the events itself")
-            await writer.close()
-            return None
-        return writer
+        # Not waited for: the events sent meanwhile wait in the pipe for it (a second or so).
+        return cls(process, sending, replies, instead)
 
     async def answer(self, job: Job) -> Reply:
         if self._replies.closed.done():  # it has ended: early, or with the app
