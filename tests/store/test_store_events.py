@@ -320,6 +320,22 @@ def test_every_feedback_heard_is_kept_the_same_words_twice_too(
     assert counts() == (2, 5)
 
 
+def test_feedback_at_one_moment_keeps_the_order_it_was_heard_in(
+    store: SessionStore, new_session: Make
+) -> None:
+    """Words said at the same moment (tapped one after another while paused), in one batch,
+    come back in the order they were heard, not in any order of their own."""
+    sid = new_session()
+    said = [feedback(kind, 30.0) for kind in ("softer", "firmer", "tender", "good", "softer")]
+    results = advance_all(
+        store.engine,
+        [event(store, sid, n, logged(f"s{n}", 30, feedback=f)) for n, f in enumerate(said, 1)],
+    )
+    for result in results:
+        accepted(result)
+    assert store.get(sid).feedback == tuple(said)
+
+
 def test_a_full_answer_reads_the_record(store: SessionStore, new_session: Make) -> None:
     sid, plain = new_session(), new_session()
     heard = feedback("firmer", 12.0)

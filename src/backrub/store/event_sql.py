@@ -60,6 +60,15 @@ _SQLITE_SET = (
 _SQLITE_SAVE = f"{_SQLITE_SET} WHERE id = ? AND owner = ?"
 _SQLITE_SAVE_WHOLE = f"{_SQLITE_SET}, state = ? WHERE id = ? AND owner = ?"
 _HEARD = "INSERT INTO feedback_events (session_id, kind, at, step, region) VALUES ({marks})"
+# PostgreSQL: as the writes, a batch's feedback in one parameter: as many INSERTs (executemany,
+# pipelined) were a fifth of the writer's time. Inserted in the order given (the ordinality),
+# so that their ids keep the order heard.
+_PG_HEARD = (
+    "INSERT INTO feedback_events (session_id, kind, at, step, region) "
+    "SELECT b.session_id, b.kind, b.at, b.step, b.region FROM ROWS FROM (json_to_recordset("
+    "CAST(%s AS json)) AS (session_id text, kind text, at float8, step integer, region text)) "
+    "WITH ORDINALITY AS b(session_id, kind, at, step, region, n) ORDER BY b.n"
+)
 # PostgreSQL: a batch's rows in one parameter, as a JSON array: as many UPDATEs (executemany)
 # cost the database server a parse and plan each, three times as long for a batch.
 _PG_ROWS = (
@@ -155,9 +164,11 @@ def _sqlite_values(r: Progress) -> tuple[Any, ...]:
 
 def insert_feedback(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Store feedback rows (session_id, kind, at, step, region), in one statement."""
-    sql = _HEARD.format(marks=_marks(conn.dialect.name == "sqlite", 5))
+    if conn.dialect.name == "postgresql":
+        on_driver(conn, _PG_HEARD, [orjson.dumps(list(rows)).decode()])
+        return
     values = [(r["session_id"], r["kind"], r["at"], r["step"], r["region"]) for r in rows]
-    on_driver(conn, sql, values, many=True)
+    on_driver(conn, _HEARD.format(marks=_marks(True, 5)), values, many=True)
 
 
 @cache
