@@ -14,8 +14,8 @@ the events it answers, so each event is counted once).
 
 Should the writer process fail to start, or end early, the app saves the events in a thread of
 its own from then on, as apps made without it do (events in flight when it ended are answered by
-the app's route). Either is logged. It ends when the app's end closes its
-pipe, or when the app's process dies (the pipe closes then too), after saving what it was sent.
+the app's route). Either is logged. It ends when the app's end closes its pipe, or when the
+app's process dies (the pipe closes then too), after saving what it was sent.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class _Replies(asyncio.Protocol):
         # True once the app has closed the pipe: the writer process's end is expected.
         self.closing = False
         self.pending: dict[int, asyncio.Future[Reply]] = {}
-        self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        # True once the writer process has said it is ready.
+        self.ready = False
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
 
@@ -86,8 +87,7 @@ class _Replies(asyncio.Protocol):
             payload = bytes(buffer[at + REPLY.size : end])
             at = end
             if ident == READY:
-                if not self.ready.done():
-                    self.ready.set_result(True)
+                self.ready = True
                 continue
             future = self.pending.pop(ident, None)
             if future is not None:
@@ -98,10 +98,8 @@ class _Replies(asyncio.Protocol):
         if not self.closing:
             LOG.error(
                 "The event writer process %s; the app saves the events itself now",
-                "has ended" if self.ready.done() else "did not start",
+                "has ended" if self.ready else "did not start",
             )
-        if not self.ready.done():
-            self.ready.set_result(False)
         for future in list(self.pending.values()):
             _resolve(future, None)  # the route answers it
         self.pending.clear()
@@ -215,6 +213,9 @@ class WriterProcess:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         self._replies.pending[ident] = future
+        if self._replies.closed.done():  # ended meanwhile (a test client's other thread)
+            self._replies.pending.pop(ident, None)
+            return None
         head = REQUEST.pack(
             ident,
             job.gzipped,
