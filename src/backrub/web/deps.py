@@ -120,7 +120,8 @@ async def get_store(request: Request, owner: OwnerDep) -> SessionStore:
 StoreDep = Annotated[SessionStore, Depends(get_store)]
 
 # The scope key by which the event fast path tells the route that the event writer found the
-# person over their limit (and counted the event there), with the seconds until they may send.
+# person over their limit, with the seconds until they may send: the route answers 429 without
+# asking a limit again (the writer process keeps its own).
 OVER_LIMIT = "backrub.events_over_limit"
 TOO_MANY_EVENTS = (
     f"Too many changes at once: at most {EVENTS_PER_MINUTE} a minute for one person; "
@@ -132,7 +133,7 @@ async def event_quota(request: Request, user: UserDep) -> None:
     """With accounts on, each person's events are limited (ratelimit.py); 429 past it."""
     if user is None:
         return
-    # The event writer found them over it already, and counted the event there.
+    # The event writer found them over it already.
     retry_after = request.scope.get(OVER_LIMIT)
     limiter = runtime_of(request).event_limit
     if retry_after is None and not limiter.allow(user.id):

@@ -76,7 +76,7 @@ BATCH = 64
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 # What the writer makes of an event: its answer; or None, for the route to answer it; or, for
 # a person over their limit of events, the seconds until they may send again (the route then
-# answers 429 without counting the event a second time: deps.OVER_LIMIT).
+# answers 429 from that: deps.OVER_LIMIT).
 Reply = Answer | int | None
 # An event saved whose answer could not be made (only a fault in backrub can do that): it must
 # not go to the route, which would answer `accepted: false` and so have the page send it again.
