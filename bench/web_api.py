@@ -23,21 +23,20 @@ contending for its row, their `seq`s interleaved, so that the late ones are refu
 (`accepted: false`, less work).
 
 Baseline, measured next to each backend's runs with the same wrk settings: a hello-world FastAPI
-app (one GET route answering `{"ok": true}`) served by the same uvicorn settings as `backrub
-serve` (one process, `uvicorn.Config(app, log_level="warning", access_log=False,
-lifespan="on")`, a socket bound by `serve`'s own `listen()`). It runs twice, with one wrk thread
-per connection and with one thread for all 32; the faster is the baseline, so a load generator
-that slows hello world down cannot flatter backrub. Then, with that wrk setting, hello world runs
-again after each of backrub's runs ("hello world again"), and each run is compared with the mean
-of the hello world runs just before and just after it: this machine's speed drifts by a third
-within a minute, and a baseline measured minutes earlier made a ratio as noisy as that. The
+app (one GET route answering `{"ok": true}`) served by the same uvicorn settings as `backrub serve`
+(one process, `uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+timeout_keep_alive=75)`, a socket bound by `serve`'s own `listen()`). It runs twice, with one wrk
+thread per connection and with one thread for all 32; the faster is the baseline, so a load
+generator that slows hello world down cannot flatter backrub. Then, with that wrk setting, hello
+world runs again after each of backrub's runs ("hello world again"), and each run is compared with
+the mean of the hello world runs just before and just after it: this machine's speed drifts by a
+third within a minute, and a baseline measured minutes earlier made a ratio as noisy as that. The
 figures: requests/s as a ratio to that baseline (aim, issue #4: at least 0.5), and p99 as a
-multiple of its p99. The CPU the
-server (backrub: both its processes) and wrk used during each run (100 % = one core) shows which
-side is the bottleneck: hello world near 100 % is saturated, and wrk well below it is not. The
-server's CPU time per answered request ("cpu µs", both processes) is what a request costs, and
-moves less than req/s when other work on the machine comes and goes: its ratio to hello
-world's is the one that says how much more work backrub does, where req/s says how much a
+multiple of its p99. The CPU the server (backrub: both its processes) and wrk used during each run
+(100 % = one core) shows which side is the bottleneck: hello world near 100 % is saturated, and wrk
+well below it is not. The server's CPU time per answered request ("cpu µs", both processes) is what
+a request costs, and moves less than req/s when other work on the machine comes and goes: its ratio
+to hello world's is the one that says how much more work backrub does, where req/s says how much a
 person waits for.
 
     python bench/web_api.py [--seconds S] [--connections N] [--sessions-per-connection N]
@@ -174,7 +173,15 @@ def serve_hello() -> None:
 
     sock = listen(LOCAL, 0)
     print(f"hello world is serving at {address(LOCAL, sock.getsockname()[1])}", flush=True)
-    config = uvicorn.Config(hello_app(), log_level="warning", access_log=False, lifespan="on")
+    from backrub.cli.serve_command import KEEP_ALIVE_SECONDS
+
+    config = uvicorn.Config(
+        hello_app(),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
 

@@ -22,6 +22,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MAX_WORKERS = 32
 SHUTDOWN_GRACE_SECONDS = 3
+# An idle connection is kept this long (uvicorn's default is 5 s). A player sends an event every
+# 15 s, so its connection stays open all session; and a client that keeps idle connections 5 s
+# (httpx's default) drops them before the server does, instead of sending on one the server is
+# closing at that very moment (the load bench saw that race once: a request lost in transit).
+KEEP_ALIVE_SECONDS = 75
 HTTPS_NEEDED = (
     "Accounts are on: browsers keep a sign-in only over HTTPS, so serve behind an HTTPS reverse "
     "proxy (README, Hosting) or give --certfile and --keyfile."
@@ -170,6 +175,7 @@ def register(app: typer.Typer) -> None:
             # Ctrl-C waits this long for requests still open — a player's wait for the remote
             # lasts up to 20 s — then ends them; event saves take milliseconds.
             "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
+            "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         }
         try:
             if processes == 1:
