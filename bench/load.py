@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import shutil
@@ -49,27 +48,18 @@ from typing import Any
 
 import httpx
 
-from serving import LOCAL, POSTGRES, SESSION_BODY, postgres_database, server
+from serving import LOCAL, POSTGRES, SESSION_BODY, cpu_seconds, postgres_database, server
 
 PERIOD = 5.0  # seconds between one session's events
 FEEDBACK_ONE_IN = 6
 AIM_P99_MS = 200.0
 MAX_LAG_S = 1.0  # a run where sends start later than this (p99) did not offer its load
 MAX_SEARCH_RUNS = 5
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def group_cpu(leader: int) -> float:
     """CPU seconds of every live process in the server's process group (supervisor, workers)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == leader:  # the process group id
-                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+    return cpu_seconds(lambda _pid, _parent, group: group == leader)
 
 
 # ---- the simulated sessions ------------------------------------------------------------------

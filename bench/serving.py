@@ -1,6 +1,7 @@
 """What the reliability benchmarks share (crash_safety, concurrency, load): the session they
-create, `backrub serve --workers N` in a process group of its own, and a PostgreSQL database of
-the run's own. Imported by the scripts beside it (`python bench/x.py` puts bench/ on the path)."""
+create, `backrub serve --workers N` in a process group of its own, a PostgreSQL database of the
+run's own, and the CPU time of a server's processes (web_api too). Imported by the scripts
+beside it (`python bench/x.py` puts bench/ on the path)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LOCAL = "127.0.0.1"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 SESSION_BODY = {
@@ -72,3 +75,17 @@ def postgres_database(server_url: str, label: str) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def cpu_seconds(chosen: Callable[[int, int, int], bool]) -> float:
+    """User + system CPU seconds so far of the live processes `chosen(pid, parent, group)`
+    picks, all their threads included."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if chosen(int(entry.name), int(fields[1]), int(fields[2])):
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total

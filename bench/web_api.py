@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
 
+import serving
 from serving import postgres_database
 
 if TYPE_CHECKING:
@@ -81,7 +82,6 @@ SESSION_BODY = {
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 # backrub's runs, in the order they go (`--only`).
 RUNS = ("progress", "feedback", "worst-progress", "worst-feedback")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # wrk's request() builds every request. Each wrk thread has one connection — one player — and
 # its own sessions (`pools`), which it takes in turn; its `seq` increases by one per request,
@@ -211,18 +211,10 @@ def server(cmd: list[str], env: dict[str, str]) -> Iterator[tuple[str, int]]:
                 proc.communicate()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of a process and all its threads, and of its live child
-    processes (`backrub serve`'s event writer)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(entry.name) == pid or int(fields[1]) == pid:  # itself, or its child
-                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+def tree_cpu(pid: int) -> float:
+    """CPU seconds so far of a server process and of its live children (`backrub serve`'s event
+    writer)."""
+    return serving.cpu_seconds(lambda own, parent, _group: pid in (own, parent))
 
 
 def wrk(
@@ -253,13 +245,13 @@ def wrk(
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
     cmd += ["-s", file.name, f"http://{where}/"]
     try:
-        server_before = cpu_seconds(pid)
+        server_before = tree_cpu(pid)
         before = os.times()
         start = time.perf_counter()
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         wall = time.perf_counter() - start
         after = os.times()
-        server_used = cpu_seconds(pid) - server_before
+        server_used = tree_cpu(pid) - server_before
     finally:
         os.unlink(file.name)
     fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1:]
