@@ -35,14 +35,16 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backrub.web.fast_events import BATCH, Job, Reply
+from backrub.catalogue_cache import cached_catalogue
+from backrub.config import Settings
+from backrub.store.engine import make_engine
+from backrub.web.fast_events import BATCH, EventSaver, Job, Reply
+from backrub.web.ratelimit import SlidingWindow
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from backrub.config import Settings
     from backrub.web.fast_events import EventWriter
-    from backrub.web.ratelimit import SlidingWindow
 
 LOG = logging.getLogger(__name__)
 # id, gzip accepted, the lengths of the session id, of the sign-in (NO_LOGIN: none), of the body.
@@ -321,12 +323,6 @@ def _jobs(buffer: bytearray) -> tuple[list[tuple[int, Job]], int]:
 
 def serve(incoming: int, outgoing: int) -> None:
     """Save the events the app sends on `incoming` until it closes it; replies on `outgoing`."""
-    from backrub.catalogue_cache import cached_catalogue
-    from backrub.config import Settings
-    from backrub.store.engine import make_engine
-    from backrub.web.fast_events import EventSaver
-    from backrub.web.ratelimit import SlidingWindow
-
     (length,) = struct.unpack("!I", _read_exactly(incoming, 4))
     config: dict[str, Any] = json.loads(_read_exactly(incoming, length))
     settings = Settings(
