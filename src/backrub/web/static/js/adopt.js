@@ -1,7 +1,35 @@
+// @ts-check
 // What the page takes from the server and from its own kept events: `live` (the player's view
 // of the session) and its `clock` brought up to date. The player (player.js) owns both.
 import * as T from "./timeline.js";
 
+/** @import { Cue, Step } from "./timeline.js" */
+
+/**
+ * The player's view of the session.
+ * @typedef {object} Live
+ * @property {Step[]} steps
+ * @property {number[]} durations
+ * @property {Cue[]} cues
+ * @property {string} mode self or partner
+ * @property {boolean} stopped
+ * @property {Set<string>} fired the ids of the cues given
+ * @property {number} seq the last event's number
+ * @property {boolean} started
+ * @property {string} status active, finished or stopped
+ * @property {number} shownStep
+ * @property {string} cueOnLine the id of the cue the cue line shows
+ * @property {boolean} ended
+ * @property {boolean} endedEarly
+ * @property {number} lastProgress
+ * @property {number} checkinUntil
+ */
+
+/**
+ * @param {any} step
+ * @param {number} i
+ * @returns {Step}
+ */
 function normaliseStep(step, i) {
   return { ...step, position: step.position ?? step.index ?? i };
 }
@@ -10,6 +38,10 @@ function normaliseStep(step, i) {
 // only the fields an accepted event changed, written into the page's. Taken from every answer in
 // turn, not only the newest: the page never changes the steps itself, so an answer's steps are
 // never behind it, and each answer's changes are made on top of the one before.
+/**
+ * @param {Live} live
+ * @param {any} view the server's answer
+ */
 export function adoptSteps(live, view) {
   if (!view) return;
   const state = view.state || {};
@@ -26,6 +58,11 @@ export function adoptSteps(live, view) {
 
 // The words of cue `id` ("step:3", "half:3") as the steps now have them: a feedback re-plans a
 // step's pressure, and so its cue, after the cue was shown. Null for any other cue.
+/**
+ * @param {readonly Step[]} steps
+ * @param {string} id
+ * @returns {string | null}
+ */
 export function cueWords(steps, id) {
   const [kind, i] = String(id).split(":");
   const step = steps[Number(i)];
@@ -33,6 +70,12 @@ export function cueWords(steps, id) {
   return kind === "step" ? step.cue : kind === "half" ? step.halfway : null;
 }
 
+/**
+ * @param {Live} live
+ * @param {T.Clock} clock
+ * @param {any} view the session, or the answer to an event
+ * @param {{initial?: boolean}} [options]
+ */
 export function adopt(live, clock, view, { initial = false } = {}) {
   if (!view) return;
   const state = view.state || {};
@@ -58,6 +101,11 @@ export function adopt(live, clock, view, { initial = false } = {}) {
 
 // The small answer to a progress save, pause or resume: the timeline has not changed; take what
 // the server saved that the page may not know (cues another tab gave, a later active time).
+/**
+ * @param {Live} live
+ * @param {T.Clock} clock
+ * @param {any} answer
+ */
 export function adoptSaved(live, clock, answer) {
   for (const id of answer.fired || []) live.fired.add(id);
   live.seq = Math.max(live.seq, Number(answer.seq) || 0);
@@ -70,6 +118,11 @@ export function adoptSaved(live, clock, answer) {
 // Events an earlier page for this session could not send (offline, then a reload or a closed
 // tab): applied as they were when they happened — on top of what the server last saved, which
 // may be the service worker's older copy — so the page resumes where the person was.
+/**
+ * @param {Live} live
+ * @param {T.Clock} clock
+ * @param {readonly {body: any}[]} items
+ */
 export function replay(live, clock, items) {
   let retimed = false;
   for (const { body } of items) {

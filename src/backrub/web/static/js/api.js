@@ -1,3 +1,4 @@
+// @ts-check
 // Talking to /api/v1: JSON in and out, the CSRF header on every change, errors as one sentence
 // (OfflineError when the server cannot be reached). The player's events wait in outbox.js.
 
@@ -5,6 +6,7 @@
 const CSRF_COOKIES = ["__Host-backrub_csrf", "backrub_csrf"];
 
 export function csrfToken() {
+  /** @type {Record<string, string>} */
   const found = {};
   for (const part of document.cookie.split(";")) {
     const [name, ...rest] = part.trim().split("=");
@@ -15,6 +17,11 @@ export function csrfToken() {
 }
 
 export class ApiError extends Error {
+  /**
+   * @param {string} message one sentence for the person
+   * @param {number} status
+   * @param {any} data the answer's JSON, when it had some
+   */
   constructor(message, status, data) {
     super(message);
     this.status = status;
@@ -24,8 +31,20 @@ export class ApiError extends Error {
 
 export class OfflineError extends Error {}
 
+/** @typedef {{keepalive?: boolean}} RequestOptions */
+
+/**
+ * The answer's JSON (null for none), as the server sent it.
+ * @param {string} method
+ * @param {string} url
+ * @param {unknown} [body]
+ * @param {RequestOptions} [options]
+ * @returns {Promise<any>}
+ */
 export async function request(method, url, body, { keepalive = false } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: "application/json" };
+  /** @type {RequestInit} */
   const init = { method, headers, credentials: "same-origin", keepalive, cache: "no-store" };
   if (method !== "GET" && method !== "HEAD") {
     headers["X-CSRF-Token"] = csrfToken();
@@ -50,13 +69,25 @@ export async function request(method, url, body, { keepalive = false } = {}) {
   return data;
 }
 
+/** @param {string} url */
 export const getJSON = (url) => request("GET", url);
+/**
+ * @param {string} url
+ * @param {unknown} [body]
+ * @param {RequestOptions} [options]
+ */
 export const postJSON = (url, body, options) => request("POST", url, body, options);
+/** @param {string} url */
 export const deleteJSON = (url) => request("DELETE", url);
 
 // Safety answers and map choices travel between pages here, and only here: sessionStorage,
 // never the URL and never localStorage.
 export const store = {
+  /**
+   * @param {string} key
+   * @param {any} [fallback]
+   * @returns {any}
+   */
   get(key, fallback = null) {
     try {
       const raw = sessionStorage.getItem(`backrub.${key}`);
@@ -65,6 +96,10 @@ export const store = {
       return fallback;
     }
   },
+  /**
+   * @param {string} key
+   * @param {unknown} value
+   */
   set(key, value) {
     try {
       sessionStorage.setItem(`backrub.${key}`, JSON.stringify(value));
@@ -72,6 +107,7 @@ export const store = {
       /* private mode without storage: the page still works until it is left */
     }
   },
+  /** @param {string} key */
   remove(key) {
     try {
       sessionStorage.removeItem(`backrub.${key}`);
@@ -82,8 +118,10 @@ export const store = {
 };
 
 // The phases as the pages name them (the plan's legend, plan.html, says the same).
+/** @type {Record<string, string>} */
 export const PHASE_NAMES = { "warm-up": "Warm-up", strokes: "Flow", focus: "Focus", finish: "Finish" };
 
+/** @param {number} seconds */
 export function minutesSeconds(seconds) {
   const s = Math.max(0, Math.ceil(seconds - 1e-6));
   const m = Math.floor(s / 60);

@@ -1,3 +1,4 @@
+// @ts-check
 // Sound made in the page with Web Audio — nothing is downloaded: a soft ambient bed (filtered
 // brown noise that swells gently with the breath, under a quiet low pad) and a chime at each
 // step. Off until the person taps "Sound on" (browsers only start audio after a gesture); the
@@ -6,32 +7,44 @@
 const AMBIENT_LEVEL = 0.5;
 const DUCKED_LEVEL = 0.18;
 
+/** @returns {typeof AudioContext | undefined} the browser's, under either of its names */
+const audioContextClass = () => window.AudioContext || /** @type {any} */ (window).webkitAudioContext;
+
 export class Sound {
   constructor() {
+    /** @type {AudioContext | null} */
     this.ctx = null;
-    this.master = null;
-    this.ambient = null;
-    this.swell = null;
+    // The nodes below exist once build() has made `ctx`: every use is behind a check of `ctx`.
+    /** @type {GainNode} */
+    this.master = /** @type {any} */ (null);
+    /** @type {GainNode} */
+    this.ambient = /** @type {any} */ (null);
+    /** @type {BiquadFilterNode} */
+    this.swell = /** @type {any} */ (null);
+    /** @type {GainNode} */
+    this.chimeBus = /** @type {any} */ (null);
+    /** @type {GainNode} */
+    this.noiseGain = /** @type {any} */ (null);
     this.on = false;
     this.volume = 0.6;
     this.ducked = false;
   }
 
   get available() {
-    return Boolean(window.AudioContext || window.webkitAudioContext);
+    return Boolean(audioContextClass());
   }
 
   // Call from a click or key handler.
   async enable() {
     if (!this.available) return false;
-    if (!this.ctx) this.build();
+    const ctx = this.ctx || this.build();
     try {
-      await this.ctx.resume();
+      await ctx.resume();
     } catch {
       return false;
     }
     this.on = true;
-    this.master.gain.setTargetAtTime(this.volume, this.ctx.currentTime, 0.6);
+    this.master.gain.setTargetAtTime(this.volume, ctx.currentTime, 0.6);
     return true;
   }
 
@@ -46,12 +59,14 @@ export class Sound {
     }, 1500);
   }
 
+  /** @param {number} value 0–1 */
   setVolume(value) {
     this.volume = Math.min(1, Math.max(0, value));
     if (this.ctx && this.on) this.master.gain.setTargetAtTime(this.volume, this.ctx.currentTime, 0.2);
   }
 
   // The voice is speaking: the ambient steps back, and comes back when it is done.
+  /** @param {boolean} speaking */
   duck(speaking) {
     this.ducked = speaking;
     if (!this.ctx) return;
@@ -60,6 +75,7 @@ export class Sound {
   }
 
   // 0 (empty lungs) → 1 (full): the noise opens a little on the in-breath, like a slow wave.
+  /** @param {number} level */
   breathe(level) {
     if (!this.ctx || !this.on) return;
     const now = this.ctx.currentTime;
@@ -71,18 +87,24 @@ export class Sound {
   chime(kind = "step") {
     if (!this.ctx || !this.on) return;
     const t = this.ctx.currentTime + 0.05;
-    const notes = {
+    /** @type {Record<string, [number, number][]>} */
+    const noteSets = {
       step: [[523.25, 0], [783.99, 0.32]],
       "check-in": [[880, 0]],
       halfway: [[659.25, 0]],
       finish: [[783.99, 0], [659.25, 0.5], [523.25, 1.0]],
-    }[kind] || [[523.25, 0]];
+    };
+    const notes = noteSets[kind] || [[523.25, 0]];
     const quiet = kind === "halfway" ? 0.5 : 1;
     for (const [freq, at] of notes) this.bell(freq, t + at, quiet);
   }
 
+  /**
+   * @param {number} freq
+   * @param {number} when
+   */
   bell(freq, when, quiet = 1) {
-    const ctx = this.ctx;
+    const ctx = /** @type {AudioContext} */ (this.ctx);
     const out = ctx.createGain();
     out.gain.setValueAtTime(0, when);
     out.gain.linearRampToValueAtTime(0.22 * quiet, when + 0.015);
@@ -101,8 +123,9 @@ export class Sound {
     }
   }
 
+  /** @returns {AudioContext} */
   build() {
-    const Ctx = window.AudioContext || window.webkitAudioContext;
+    const Ctx = /** @type {typeof AudioContext} */ (audioContextClass());
     const ctx = new Ctx();
     this.ctx = ctx;
     this.master = ctx.createGain();
@@ -166,5 +189,6 @@ export class Sound {
     padFilter.type = "lowpass";
     padFilter.frequency.value = 600;
     pad.connect(padFilter).connect(this.ambient);
+    return ctx;
   }
 }

@@ -1,5 +1,15 @@
+// @ts-check
 // Building page parts from data without innerHTML: text always goes in as text.
 
+/** @typedef {Node | string | number | null | undefined | false} Child */
+
+/**
+ * An element with these attributes (`text`: its text; `on…`: a listener) and children.
+ * @param {string} tag
+ * @param {Record<string, any> | null} [attrs]
+ * @param {...(Child | Child[])} children
+ * @returns {any} an HTMLElement, or an SVGElement for the SVG tags
+ */
 export function h(tag, attrs = {}, ...children) {
   const svgTags = new Set(["svg", "g", "rect", "path", "line", "circle", "text", "polyline", "title"]);
   const el = svgTags.has(tag)
@@ -19,6 +29,11 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * @template {Element} E
+ * @param {E} el
+ * @returns {E}
+ */
 export function clear(el) {
   while (el.firstChild) el.firstChild.remove();
   return el;
@@ -26,6 +41,20 @@ export function clear(el) {
 
 // A reason from a safety verdict: what it is, why, what to do, and where to read more. `level`:
 // its heading's, one below the heading the list stands under.
+/**
+ * A safety verdict's reason, as the server sends it.
+ * @typedef {object} Reason
+ * @property {string} label
+ * @property {string} [change]
+ * @property {string} [why]
+ * @property {string} [advice]
+ * @property {{name: string, url?: string}[]} [sources]
+ */
+
+/**
+ * @param {Reason} reason
+ * @param {{advice?: boolean, change?: boolean, level?: number}} [options]
+ */
 export function reasonItem(reason, { advice = true, change = true, level = 3 } = {}) {
   const sources = (reason.sources || []).map((s) =>
     h("li", {}, s.url ? h("a", { href: s.url, rel: "noopener noreferrer", target: "_blank" }, s.name) : h("span", {}, s.name)),
@@ -41,7 +70,9 @@ export function reasonItem(reason, { advice = true, change = true, level = 3 } =
   );
 }
 
+/** @param {HTMLElement} el */
 export function focusHeading(el) {
+  /** @type {HTMLElement | null} */
   const target = el.matches("h1, h2, h3, [tabindex]") ? el : el.querySelector("h1, h2, h3");
   if (!target) return;
   if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");

@@ -1,14 +1,23 @@
+// @ts-check
 // "How to do it": the technique's card (start position, numbered steps, warning), fetched from
 // the catalogue the first time it is opened, so the player's first load stays small.
 import { getJSON } from "./api.js";
 
+/** @import { Step } from "./timeline.js" */
+
+/** @type {Map<string, any> | null} */
 let catalogue = null;
 
+/**
+ * @param {HTMLElement} body
+ * @param {Step | undefined} step
+ * @param {string} mode
+ */
 export async function showHowto(body, step, mode) {
   if (!catalogue) {
     try {
       const data = await getJSON("/api/v1/catalogue");
-      catalogue = new Map(data.techniques.map((t) => [t.id, t]));
+      catalogue = new Map(data.techniques.map((/** @type {any} */ t) => [t.id, t]));
     } catch {
       body.textContent = "The instructions need the connection; the cue above says what to do.";
       return;

@@ -1,3 +1,4 @@
+// @ts-check
 // Where the hands are at a moment of a step, from the technique's motion data alone (kind, path,
 // direction, tempo) — nothing is drawn per technique by hand. Pure functions of active time, so a
 // pause freezes the hands and a reload puts them back where they were.
@@ -6,7 +7,21 @@
 // y 0 neck → 1 hips) and trace the left side; the right hand follows the same route mirrored.
 // Results are in the back map's unit box.
 
+/** @typedef {[number, number]} Point x, y */
+/** @typedef {{x0: number, y0: number, x1: number, y1: number}} Box */
+/**
+ * A technique's motion data (the catalogue's `motion`): tempo is cycles a minute at medium pressure.
+ * @typedef {object} Motion
+ * @property {string} kind glide, circles, knead, press or rake
+ * @property {Point[]} path
+ * @property {string} direction up, down, out, in or any other (no way)
+ * @property {number} tempo
+ */
+/** @typedef {{points: Point[], cum: number[], length: number}} Polyline */
+/** @typedef {{side: "l" | "r", x: number, y: number, r: number, opacity: number}} Hand */
+
 // Hand sizes by tool, as a share of the back map's width, at medium pressure.
+/** @type {Record<string, number>} */
 const TOOL_SIZE = {
   palms: 0.05,
   "heel-of-hand": 0.044,
@@ -19,19 +34,29 @@ const TOOL_SIZE = {
 const DEFAULT_SIZE = 0.035;
 const FADE_IN = 0.8; // seconds of active time for the hands to appear at a step's start
 
+/** @param {number} u */
 export function ease(u) {
   return 0.5 - 0.5 * Math.cos(Math.PI * Math.min(1, Math.max(0, u)));
 }
 
+/** @param {number} v */
 function frac(v) {
   return v - Math.floor(v);
 }
 
 // Cycles per minute at this pressure: the data's tempo is for medium (3); firmer is slower.
+/**
+ * @param {Motion} motion
+ * @param {number | null | undefined} pressure
+ */
 export function tempoAt(motion, pressure) {
   return Math.max(1, motion.tempo * (1 - 0.08 * ((pressure || 3) - 3)));
 }
 
+/**
+ * @param {Iterable<Iterable<Point>>} shapes
+ * @returns {Box}
+ */
 export function boxOf(shapes) {
   let x0 = 1;
   let y0 = 1;
@@ -48,17 +73,27 @@ export function boxOf(shapes) {
   return { x0, y0, x1, y1 };
 }
 
+/**
+ * @param {Point} point
+ * @param {Box} box
+ * @returns {Point}
+ */
 export function mapPoint([px, py], box, mirror = false) {
   const x = mirror ? 1 - px : px;
   return [box.x0 + x * (box.x1 - box.x0), box.y0 + py * (box.y1 - box.y0)];
 }
 
+/**
+ * @param {Motion} motion
+ * @param {Box} box
+ */
 export function route(motion, box, mirror = false) {
   return motion.path.map((p) => mapPoint(p, box, mirror));
 }
 
 // The first stretch of the path that goes the technique's way: where the direction arrow is
 // drawn (the warm-up's circles climb, then come back down; the arrow says "up").
+/** @param {Motion} motion */
 export function leadRun(motion) {
   const path = motion.path;
   let start = 0;
@@ -68,6 +103,10 @@ export function leadRun(motion) {
   return end > start ? path.slice(start, end + 1) : path;
 }
 
+/**
+ * @param {Point[]} points
+ * @returns {Polyline}
+ */
 function polyline(points) {
   const cum = [0];
   for (let i = 1; i < points.length; i++) {
@@ -79,6 +118,10 @@ function polyline(points) {
 }
 
 // The point at share s (0–1) of the way along, and the index of the segment it is on.
+/**
+ * @param {Polyline} poly
+ * @param {number} s
+ */
 function along(poly, s) {
   const { points, cum, length } = poly;
   if (points.length === 1 || length === 0) return { x: points[0][0], y: points[0][1], seg: 0 };
@@ -94,6 +137,11 @@ function along(poly, s) {
 
 // Does the segment a → b (in path coordinates, left side) go the technique's way? A stroke
 // against it is the light return ("lightly down the sides") or, for a rake, the hand lifted.
+/**
+ * @param {string} direction
+ * @param {Point} a
+ * @param {Point} b
+ */
 export function withDirection(direction, a, b) {
   const dx = b[0] - a[0];
   const dy = b[1] - a[1];
@@ -111,6 +159,7 @@ export function withDirection(direction, a, b) {
   }
 }
 
+/** @param {Point[]} points */
 function closed(points) {
   const a = points[0];
   const b = points[points.length - 1];
@@ -118,6 +167,16 @@ function closed(points) {
 }
 
 // One hand's position on `poly` (unit box) for the technique's kind at `t` seconds.
+/**
+ * @param {string} kind
+ * @param {Motion} motion
+ * @param {Point[]} path
+ * @param {Polyline} poly
+ * @param {number} t
+ * @param {number} period
+ * @param {number} size
+ * @param {number} sideSign
+ */
 function handOn(kind, motion, path, poly, t, period, size, sideSign) {
   const n = path.length;
   let x;
@@ -211,13 +270,20 @@ function handOn(kind, motion, path, poly, t, period, size, sideSign) {
 //   motion: {kind, path, direction, tempo}; box: the region's bounding box;
 //   pressure: 1–5 (faster and smaller when light, slower, bigger and brighter when firm);
 //   single: one hand at a time, changing sides every pass (a ball against a wall).
+/**
+ * @param {Motion} motion
+ * @param {Box} box
+ * @param {{pressure?: number, tool?: string, t?: number, single?: boolean}} [options]
+ * @returns {Hand[]}
+ */
 export function hands(motion, box, { pressure = 3, tool = "palms", t = 0, single = false } = {}) {
   const period = 60 / tempoAt(motion, pressure);
   const size = (TOOL_SIZE[tool] || DEFAULT_SIZE) * (0.8 + 0.08 * pressure);
   const brightness = 0.55 + 0.09 * pressure;
   const fade = Math.min(1, Math.max(0, t / FADE_IN));
+  /** @type {Hand[]} */
   const out = [];
-  for (const side of ["l", "r"]) {
+  for (const side of /** @type {const} */ (["l", "r"])) {
     const mirror = side === "r";
     const poly = polyline(route(motion, box, mirror));
     // The hands alternate in kneading and raking (hand over hand); they mirror each other otherwise.

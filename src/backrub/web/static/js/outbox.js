@@ -1,3 +1,4 @@
+// @ts-check
 // A session's outbox: the player's events wait here, in order, until the server has them.
 //
 // Requests go one at a time. One that cannot reach the server (offline, or a 5xx while the server
@@ -22,6 +23,18 @@ import { postJSON, ApiError, OfflineError } from "./api.js";
 // database away while the app answers (503).
 const KEEP_ON = new Set([401, 403, 429, 503]);
 
+/**
+ * One request waiting: `meta` is for the page (what kind of event, restored from an earlier page,
+ * sent again) and never leaves it.
+ * @typedef {object} Item
+ * @property {string} url
+ * @property {any} body
+ * @property {Meta} meta
+ * @property {number} failures
+ */
+/** @typedef {{kind?: string, restored?: boolean, retried?: boolean}} Meta */
+/** @typedef {{url: string, body: any}} KeptItem */
+
 const DB_NAME = "backrub";
 const DB_STORE = "outbox";
 const MIRROR = "backrub.outbox.";
@@ -30,6 +43,7 @@ const RETRY_MS = 5000;
 // A queue nobody came back for (the session was never reopened) is forgotten after a week.
 const FORGET_MS = 7 * 24 * 3600 * 1000;
 
+/** @param {{body: any}} item */
 function keepable(item) {
   const body = item.body;
   return (
@@ -40,12 +54,17 @@ function keepable(item) {
   );
 }
 
+/**
+ * @param {any} item
+ * @returns {item is KeptItem}
+ */
 function wellFormed(item) {
   return item && typeof item.url === "string" && item.url.startsWith("/api/") && keepable(item);
 }
 
 // ---- IndexedDB: one record per session, {items, saved} -----------------------------------------
 
+/** @type {Promise<IDBDatabase> | null} */
 let opened = null;
 function database() {
   if (!opened) {
@@ -68,6 +87,11 @@ function database() {
   return opened;
 }
 
+/**
+ * @param {IDBTransactionMode} mode
+ * @param {(store: IDBObjectStore) => IDBRequest | null} work
+ * @returns {Promise<any>} the result of the request `work` returned
+ */
 async function transact(mode, work) {
   const db = await database();
   return new Promise((resolve, reject) => {
@@ -79,6 +103,10 @@ async function transact(mode, work) {
   });
 }
 
+/**
+ * @param {string} key
+ * @returns {Promise<unknown[]>}
+ */
 async function readDb(key) {
   try {
     const record = await transact("readonly", (store) => store.get(key));
@@ -88,6 +116,10 @@ async function readDb(key) {
   }
 }
 
+/**
+ * @param {string} key
+ * @param {KeptItem[]} items
+ */
 function writeDb(key, items) {
   return transact("readwrite", (store) => {
     if (items.length) store.put({ items, saved: Date.now() }, key);
@@ -115,6 +147,10 @@ async function forgetOld() {
 
 // ---- the sessionStorage mirror -----------------------------------------------------------------
 
+/**
+ * @param {string} key
+ * @returns {unknown[]}
+ */
 function readMirror(key) {
   try {
     const items = JSON.parse(sessionStorage.getItem(MIRROR + key) || "[]");
@@ -124,6 +160,10 @@ function readMirror(key) {
   }
 }
 
+/**
+ * @param {string} key
+ * @param {KeptItem[]} items
+ */
 function writeMirror(key, items) {
   try {
     if (items.length) sessionStorage.setItem(MIRROR + key, JSON.stringify(items));
@@ -138,16 +178,27 @@ function writeMirror(key, items) {
 export class Outbox {
   // key: the session's id. status: an element (role="status") that says what is waiting while
   // the server cannot be reached. Nothing is sent before `start()`.
+  /**
+   * @param {object} options
+   * @param {string} options.key
+   * @param {HTMLElement | null} [options.status]
+   * @param {(data: any, item: Item, last: boolean) => void} [options.onResult] the answer to an event;
+   *   `last`: no other waits behind it
+   * @param {(error: Error, item: Item) => void} [options.onError] an event the server refused
+   */
   constructor({ key, status = null, onResult = () => {}, onError = () => {} }) {
     this.key = String(key);
     this.status = status;
     this.onResult = onResult;
     this.onError = onError;
+    /** @type {Item[]} */
     this.items = [];
     this.busy = false;
     this.started = false;
     this.reachable = true;
+    /** @type {ReturnType<typeof setTimeout> | 0} */
     this.timer = 0;
+    /** @type {Promise<void>} */
     this.writes = Promise.resolve();
     window.addEventListener("online", () => {
       this.reachable = true;
@@ -163,6 +214,10 @@ export class Outbox {
 
   // Resolves once no event waits for its answer (the page has adopted the last), or after
   // `limit` ms, whichever comes first.
+  /**
+   * @param {number} limit
+   * @returns {Promise<void>}
+   */
   settled(limit) {
     const until = Date.now() + limit;
     return new Promise((resolve) => {
@@ -173,7 +228,9 @@ export class Outbox {
 
   // What earlier pages for this session left unsent, oldest first (by seq). They go to the front
   // of the queue, marked `meta.restored`, and are returned so the page can apply them.
+  /** @returns {Promise<Item[]>} */
   async restore() {
+    /** @type {Map<number, any>} */
     const found = new Map();
     for (const item of [...(await readDb(this.key)), ...readMirror(this.key)]) {
       if (wellFormed(item)) found.set(item.body.seq, item);
@@ -196,6 +253,7 @@ export class Outbox {
   }
 
   // The server has every event up to `seq`: the restored ones at or below it need not go again.
+  /** @param {number} seq */
   confirmed(seq) {
     this.drop((item) => item.meta.restored && item.body.seq <= seq);
   }
@@ -205,6 +263,7 @@ export class Outbox {
     this.drop(() => true);
   }
 
+  /** @param {(item: Item) => unknown} test */
   drop(test) {
     const before = this.items.length;
     this.items = this.items.filter((item, i) => (i === 0 && this.busy) || !test(item));
@@ -219,6 +278,11 @@ export class Outbox {
     this.flush();
   }
 
+  /**
+   * @param {string} url
+   * @param {any} body
+   * @param {Meta} [meta]
+   */
   push(url, body, meta = {}) {
     this.items.push({ url, body, meta, failures: 0 });
     this.save();
@@ -250,7 +314,7 @@ export class Outbox {
           this.items.shift();
           this.save();
           this.show();
-          this.onError(error, item);
+          this.onError(/** @type {Error} */ (error), item);
           continue;
         }
         this.items.shift();

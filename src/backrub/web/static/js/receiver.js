@@ -1,3 +1,4 @@
+// @ts-check
 // The receiver's remote (/r/{code}): four big buttons that send "good", "softer", "firmer" or
 // "tender" to the giver's player. No login: the code in the address is the key, and it reaches
 // this one session's feedback only. The typing page (/r) needs no script: its form goes to the
@@ -5,6 +6,7 @@
 
 import { postJSON, getJSON, ApiError, OfflineError } from "./api.js";
 
+/** @type {Record<string, string>} */
 const SENT = {
   good: "Good",
   softer: "Softer",
@@ -15,12 +17,17 @@ const CHECK_EVERY_MS = 30000;
 
 const root = document.getElementById("remote");
 
+/** @param {string} id an element the remote page has */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
 if (root && root.dataset.state === "active") {
-  const code = root.dataset.code;
-  const status = document.getElementById("remote-status");
-  const buttons = [...root.querySelectorAll("[data-kind]")];
+  const code = /** @type {string} */ (root.dataset.code);
+  const status = $("remote-status");
+  const buttons = [.../** @type {NodeListOf<HTMLButtonElement>} */ (root.querySelectorAll("[data-kind]"))];
+  /** @type {ReturnType<typeof setTimeout> | 0} */
   let sentTimer = 0;
 
+  /** @param {string} text */
   const show = (text, kind = "") => {
     status.textContent = text;
     status.classList.toggle("is-ok", kind === "ok");
@@ -28,17 +35,22 @@ if (root && root.dataset.state === "active") {
   };
 
   // The session has ended (or the code no longer leads anywhere): say so instead of the buttons.
+  /**
+   * @param {string} title
+   * @param {string} text
+   */
   const over = (title, text) => {
-    document.getElementById("remote-live").hidden = true;
-    document.getElementById("remote-over-title").textContent = title;
-    document.getElementById("remote-over-text").textContent = text;
-    const section = document.getElementById("remote-over");
+    $("remote-live").hidden = true;
+    $("remote-over-title").textContent = title;
+    $("remote-over-text").textContent = text;
+    const section = $("remote-over");
     section.classList.add(title.startsWith("The session") ? "note--clear" : "note--stop");
     section.hidden = false;
-    document.getElementById("remote-over-title").focus();
+    $("remote-over-title").focus();
     clearInterval(checker);
   };
 
+  /** @param {any} error */
   const refused = (error) => {
     if (error instanceof ApiError && error.status === 409) {
       over("The session has ended", error.message);
@@ -51,8 +63,9 @@ if (root && root.dataset.state === "active") {
     }
   };
 
+  /** @param {HTMLButtonElement} button */
   const send = async (button) => {
-    const kind = button.dataset.kind;
+    const kind = /** @type {string} */ (button.dataset.kind);
     for (const b of buttons) b.classList.remove("is-sent");
     button.disabled = true;
     show("Sending…");

@@ -1,3 +1,4 @@
+// @ts-check
 // The receiver's remote, on the giver's player (partner mode). "Receiver's remote" opens a code
 // for the session (POST …/remote) and shows it, large, with its QR code; from then on the page
 // waits for what the receiver taps (a long poll: GET …/remote/messages?after=N, which the server
@@ -11,13 +12,23 @@ import { postJSON, ApiError, store } from "./api.js";
 const WAIT_SECONDS = 20;
 const BACKOFF_MS = [1000, 2000, 5000, 10000, 30000];
 const SAID_MS = 12000;
+/** @type {Record<string, string>} */
 const WORDS = { good: "good", softer: "softer", firmer: "firmer", tender: "tender" };
 
-const $ = (id) => document.getElementById(id);
+/** @param {string} id an element the player page has */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 export class ReceiverRemote {
   // say(text): speak and announce through the player's voice; chime(): the player's chime;
   // feedback(kind): the player's own feedback; over(): true once the session has ended here.
+  /**
+   * @param {object} options
+   * @param {string} options.sessionId
+   * @param {(text: string) => void} options.say
+   * @param {() => void} options.chime
+   * @param {(kind: string) => void} options.feedback
+   * @param {() => boolean} options.over
+   */
   constructor({ sessionId, say, chime, feedback, over }) {
     this.base = `/api/v1/sessions/${encodeURIComponent(sessionId)}`;
     this.key = `remote.${sessionId}`;
@@ -25,14 +36,17 @@ export class ReceiverRemote {
     this.chime = chime;
     this.feedback = feedback;
     this.over = over;
+    /** @type {number | null} */
     this.after = null; // the newest message taken; null until a code is open
     this.running = false;
     this.stopped = false;
+    /** @type {AbortController | null} */
     this.controller = null;
     this.failures = 0;
+    /** @type {ReturnType<typeof setTimeout> | 0} */
     this.saidTimer = 0;
-    this.dialog = $("remote-dialog");
-    this.buttons = [...document.querySelectorAll("[data-remote-open]")];
+    this.dialog = /** @type {HTMLDialogElement} */ ($("remote-dialog"));
+    this.buttons = [.../** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll("[data-remote-open]"))];
     for (const button of this.buttons) {
       button.hidden = false;
       button.addEventListener("click", (event) => {
@@ -55,6 +69,7 @@ export class ReceiverRemote {
     if (kept && Number.isInteger(kept.after)) this.open({ show: false, after: kept.after });
   }
 
+  /** @param {{show?: boolean, after?: number | null}} [options] */
   async open({ show = true, after = null } = {}) {
     if (this.stopped) return;
     let remote;
@@ -63,7 +78,7 @@ export class ReceiverRemote {
     } catch (error) {
       if (show) {
         this.fill(null);
-        $("remote-state").textContent = error.message;
+        $("remote-state").textContent = /** @type {Error} */ (error).message;
         this.dialog.showModal();
       }
       if (error instanceof ApiError && (error.status === 404 || error.status === 409)) this.stop();
@@ -78,11 +93,12 @@ export class ReceiverRemote {
     this.run();
   }
 
+  /** @param {any} remote the open code: {code, url, qr, last}, or null */
   fill(remote) {
     $("remote-join").textContent = `${window.location.origin}/r`;
     $("remote-code").textContent = remote ? remote.code : "";
     $("remote-url").textContent = remote ? remote.url : "";
-    const qr = $("remote-qr");
+    const qr = /** @type {HTMLImageElement} */ ($("remote-qr"));
     qr.hidden = !remote;
     if (remote) qr.src = remote.qr;
     if (remote && !$("remote-state").textContent) {
@@ -99,7 +115,8 @@ export class ReceiverRemote {
     if (this.running || this.stopped || this.after === null || document.visibilityState === "hidden") return;
     this.running = true;
     try {
-      while (!this.stopped && !this.over() && document.visibilityState !== "hidden") {
+      // (The page may be hidden by the time a poll comes back: the type says what it can be.)
+      while (!this.stopped && !this.over() && /** @type {DocumentVisibilityState} */ (document.visibilityState) !== "hidden") {
         this.controller = new AbortController();
         let inbox;
         try {
@@ -117,7 +134,7 @@ export class ReceiverRemote {
         }
         this.failures = 0;
         for (const message of inbox.messages) this.receive(message);
-        this.after = Math.max(this.after, Number(inbox.last) || 0);
+        this.after = Math.max(/** @type {number} */ (this.after), Number(inbox.last) || 0);
         this.keep();
         if (!inbox.active) this.stop();
       }
@@ -127,6 +144,10 @@ export class ReceiverRemote {
     }
   }
 
+  /**
+   * @param {AbortSignal} signal
+   * @returns {Promise<any>} {messages, last, active}
+   */
   async poll(signal) {
     const url = `${this.base}/remote/messages?after=${this.after}&wait=${WAIT_SECONDS}`;
     const response = await fetch(url, {
@@ -142,6 +163,7 @@ export class ReceiverRemote {
     return data;
   }
 
+  /** @param {{kind: string}} message */
   receive(message) {
     const word = WORDS[message.kind];
     if (!word) return;

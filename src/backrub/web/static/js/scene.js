@@ -1,3 +1,4 @@
+// @ts-check
 // The player's back diagram and breathing ring: the step's region lit, the routes its motion
 // takes, the hands moving along them (motion.js, driven by the technique's motion data), and the
 // ring that swells in for 4 s and out for 6 s. Drawing only: player.js says what to draw.
@@ -5,6 +6,17 @@ import { hands, route, leadRun } from "./motion.js";
 import { readRegions, light, pathData, mapSize, setAvoided } from "./backmap.js";
 import * as T from "./timeline.js";
 
+/** @import { Motion, Point } from "./motion.js" */
+/** @import { Region } from "./backmap.js" */
+/** @import { Step } from "./timeline.js" */
+/** @typedef {{name: string, motion: Motion | null}} Technique */
+/** @typedef {{side: string | undefined, el: SVGElement, glow: SVGElement, core: SVGElement}} HandEl */
+
+/**
+ * @param {readonly Point[]} poly
+ * @param {number} x
+ * @param {number} y
+ */
 function pointIn(poly, x, y) {
   let inside = false;
   for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) {
@@ -16,6 +28,10 @@ function pointIn(poly, x, y) {
 }
 
 export class Scene {
+  /**
+   * @param {SVGElement} svg
+   * @param {Map<string, Technique>} techniques
+   */
   constructor(svg, techniques) {
     this.svg = svg;
     this.techniques = techniques;
@@ -23,34 +39,45 @@ export class Scene {
     const { W, H } = mapSize(svg);
     this.W = W;
     this.H = H;
-    this.handEls = [...svg.querySelectorAll(".hand")].map((el) => ({
+    /** @type {HandEl[]} */
+    this.handEls = [.../** @type {NodeListOf<SVGElement>} */ (svg.querySelectorAll(".hand"))].map((el) => ({
       side: el.dataset.side,
       el,
-      glow: el.querySelector(".hand-glow"),
-      core: el.querySelector(".hand-core"),
+      glow: /** @type {SVGElement} */ (el.querySelector(".hand-glow")),
+      core: /** @type {SVGElement} */ (el.querySelector(".hand-core")),
     }));
-    this.routeEls = [...svg.querySelectorAll(".route")];
-    this.leadEls = [...svg.querySelectorAll(".lead")];
+    this.routeEls = [.../** @type {NodeListOf<SVGElement>} */ (svg.querySelectorAll(".route"))];
+    this.leadEls = [.../** @type {NodeListOf<SVGElement>} */ (svg.querySelectorAll(".lead"))];
   }
 
+  /**
+   * @param {string} id
+   * @returns {Technique}
+   */
   technique(id) {
     return this.techniques.get(id) || { name: id, motion: null };
   }
 
+  /** @param {string} id */
   regionName(id) {
     const region = this.regions.get(id);
     return (region && region.name) || id;
   }
 
   // A new step: its region lit, the areas it skips marked, the routes of its motion drawn.
+  /** @param {Step} step */
   show(step) {
     const { motion } = this.technique(step.technique);
     const region = this.regions.get(step.region);
     light(this.svg, step.region);
     setAvoided(this.svg, step.avoid || []);
+    /**
+     * @param {SVGElement[]} els
+     * @param {Motion | null} shape
+     */
     const draw = (els, shape) => {
       for (const el of els) {
-        const d = motion && region ? pathData(this.svg, route(shape, region.box, el.dataset.side === "r")) : "";
+        const d = shape && region ? pathData(this.svg, route(shape, region.box, el.dataset.side === "r")) : "";
         el.setAttribute("d", d);
       }
     };
@@ -59,6 +86,11 @@ export class Scene {
   }
 
   // Over an area the step skips (a sunburn, an injury), the hands lift: they fade almost away.
+  /**
+   * @param {Step} step
+   * @param {number} x
+   * @param {number} y
+   */
   overAvoided(step, x, y) {
     for (const id of step.avoid || []) {
       const region = this.regions.get(id);
@@ -68,11 +100,16 @@ export class Scene {
   }
 
   // The hands where the motion has them `stepElapsed` seconds into the step.
+  /**
+   * @param {Step} step
+   * @param {number} stepElapsed
+   */
   drawHands(step, stepElapsed) {
     const technique = this.techniques.get(step.technique);
     const region = this.regions.get(step.region);
     if (!technique || !region) return;
-    const now = hands(technique.motion, region.box, {
+    // Every technique on the page has its motion (play.html).
+    const now = hands(/** @type {Motion} */ (technique.motion), region.box, {
       pressure: step.pressure,
       tool: step.tool,
       t: stepElapsed,
@@ -94,6 +131,7 @@ export class Scene {
 // The breathing pacer: a ring that swells and shrinks, or (reduced motion) a still ring with an
 // arc filling through each breath; the word changes with the phase.
 export class BreathRing {
+  /** @param {{ring: SVGElement, arc: SVGElement, word: HTMLElement}} parts */
   constructor({ ring, arc, word }) {
     this.ring = ring;
     this.arc = arc;
@@ -101,6 +139,10 @@ export class BreathRing {
     this.phase = "";
   }
 
+  /**
+   * @param {number} t
+   * @param {boolean} reduced
+   */
   draw(t, reduced) {
     const b = T.breath(t);
     if (reduced) {

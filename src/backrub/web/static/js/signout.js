@@ -1,8 +1,9 @@
+// @ts-check
 // The header's "Sign out" button (shown when accounts are on and someone is signed in).
 
 import { postJSON } from "./api.js";
 
-const button = document.getElementById("sign-out");
+const button = /** @type {HTMLButtonElement | null} */ (document.getElementById("sign-out"));
 if (button) {
   button.addEventListener("click", async () => {
     button.disabled = true;

@@ -1,19 +1,30 @@
+// @ts-check
 // The player's switches that outlast a session: sound (ambient and chimes), voice and volume,
 // remembered on this device; and the screen kept awake while a session runs.
 import { store } from "./api.js";
 
-const $ = (id) => document.getElementById(id);
+/** @import { Sound } from "./audio.js" */
+/** @import { Voice } from "./voice.js" */
+
+/** @param {string} id an element the player page has */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+/** @param {string} id */
+const button = (id) => /** @type {HTMLButtonElement} */ ($(id));
 
 export class Switches {
+  /** @param {{sound: Sound, voice: Voice}} parts */
   constructor({ sound, voice }) {
     this.sound = sound;
     this.voice = voice;
+    /** @type {{voice?: boolean, sound?: boolean, volume?: number}} */
     this.prefs = store.get("player", { voice: true, sound: false, volume: 60 });
+    /** @type {WakeLockSentinel | null} */
     this.wakeLock = null;
-    $("volume").value = String(this.prefs.volume ?? 60);
-    sound.setVolume(Number($("volume").value) / 100);
-    $("volume").addEventListener("input", (event) => {
-      this.prefs.volume = Number(event.target.value);
+    const volume = /** @type {HTMLInputElement} */ ($("volume"));
+    volume.value = String(this.prefs.volume ?? 60);
+    sound.setVolume(Number(volume.value) / 100);
+    volume.addEventListener("input", () => {
+      this.prefs.volume = Number(volume.value);
       this.save();
       sound.setVolume(this.prefs.volume / 100);
     });
@@ -35,6 +46,7 @@ export class Switches {
     return this.setSound(!(this.sound.on && this.prefs.sound));
   }
 
+  /** @param {boolean} on */
   async setSound(on) {
     this.prefs.sound = on;
     this.save();
@@ -42,6 +54,7 @@ export class Switches {
     this.soundButton(on && ok);
   }
 
+  /** @param {boolean} active */
   soundButton(active) {
     $("sound-btn").setAttribute("aria-pressed", String(active));
     $("sound-btn").title = active ? "Sound is on" : "Sound is off";
@@ -51,6 +64,7 @@ export class Switches {
     this.setVoice(!this.voice.on);
   }
 
+  /** @param {boolean} on */
   setVoice(on) {
     const voice = this.voice;
     voice.on = on && voice.available;
@@ -58,7 +72,7 @@ export class Switches {
     this.save();
     if (!voice.on) voice.stop();
     $("voice-btn").setAttribute("aria-pressed", String(voice.on));
-    $("voice-btn").disabled = !voice.available;
+    button("voice-btn").disabled = !voice.available;
     $("voice-label").textContent = voice.available ? "Voice" : "No voice";
     $("voice-btn").title = voice.available ? (voice.on ? "Voice is on" : "Voice is off") : "This device has no voice";
   }

@@ -1,7 +1,54 @@
+// @ts-check
 // The session's position logic, mirroring backrub.core.engine so the page can run a session on
 // its own clock (and offline): deadlines are offsets of active time from the start, computed from
 // the live step durations every time — never accumulated — so nothing drifts, and a pause shifts
 // everything after it by exactly its length.
+
+/**
+ * A step of the plan as the server sends it (core.models.Step; "index" is its position).
+ * @typedef {object} Step
+ * @property {number} [position]
+ * @property {number} [index]
+ * @property {string} phase
+ * @property {string} region
+ * @property {string} [region_name]
+ * @property {string} technique
+ * @property {string} [tool]
+ * @property {number} pressure
+ * @property {number} seconds
+ * @property {number} [start]
+ * @property {string} cue
+ * @property {boolean} check_in
+ * @property {string} [breath]
+ * @property {string} halfway
+ * @property {string | null} [self_help]
+ * @property {string[]} [avoid]
+ */
+
+/** @typedef {"step" | "halfway" | "check-in" | "finish"} CueKind */
+
+/**
+ * A cue on the timeline: said at `at` seconds of active time.
+ * @typedef {object} Cue
+ * @property {string} id
+ * @property {CueKind} kind
+ * @property {number} at
+ * @property {number} step
+ * @property {string} text
+ */
+
+/**
+ * Where active time falls in the session.
+ * @typedef {object} Position
+ * @property {number} step
+ * @property {number} stepElapsed
+ * @property {number} stepRemaining
+ * @property {number} stepLength
+ * @property {number} elapsed
+ * @property {number} remaining
+ * @property {number} total
+ * @property {boolean} finished
+ */
 
 export const CHECK_IN_AFTER = 20;
 export const EXTEND_SECONDS = 60;
@@ -10,6 +57,10 @@ export const BREATH_OUT = 6;
 export const CHECK_IN_TEXT = "Ask: is the pressure right?";
 export const FINISH_TEXT = "That's the end. Rest a moment.";
 
+/**
+ * @param {readonly number[]} durations
+ * @returns {number[]}
+ */
 export function starts(durations) {
   const out = [];
   let t = 0;
@@ -20,6 +71,7 @@ export function starts(durations) {
   return out;
 }
 
+/** @param {readonly number[]} durations */
 export function total(durations) {
   let t = 0;
   for (const d of durations) t += d;
@@ -29,6 +81,11 @@ export function total(durations) {
 // Where active time `t` falls: engine.position.
 const EPSILON = 1e-6;
 
+/**
+ * @param {readonly number[]} durations
+ * @param {number} t
+ * @returns {Position}
+ */
 export function position(durations, t, stopped = false) {
   const begin = starts(durations);
   const end = total(durations);
@@ -57,7 +114,14 @@ export function position(durations, t, stopped = false) {
 
 // Every cue of the session in time order: engine.schedule, for when the page changed the
 // durations itself (offline) and has no fresh schedule from the server.
+/**
+ * @param {readonly Step[]} steps
+ * @param {readonly number[]} durations
+ * @param {string} mode
+ * @returns {Cue[]}
+ */
 export function schedule(steps, durations, mode) {
+  /** @type {Cue[]} */
   const cues = [];
   const begin = starts(durations);
   steps.forEach((step, i) => {
@@ -75,11 +139,21 @@ export function schedule(steps, durations, mode) {
 }
 
 // The cues whose deadline has come and that have not been given yet, oldest first.
+/**
+ * @param {readonly Cue[]} cues
+ * @param {number} t
+ * @param {ReadonlySet<string>} fired
+ */
 export function due(cues, t, fired) {
   return cues.filter((c) => c.at <= t && !fired.has(c.id));
 }
 
 // engine.skip: the current step ends now; its unsaid cues are dropped.
+/**
+ * @param {number[]} durations
+ * @param {number} t
+ * @returns {{durations: number[], dropped: string[]}}
+ */
 export function skip(durations, t) {
   const pos = position(durations, t);
   if (pos.finished) return { durations, dropped: [] };
@@ -89,6 +163,10 @@ export function skip(durations, t) {
 }
 
 // engine.extend: more time for the current step; everything after it moves later.
+/**
+ * @param {number[]} durations
+ * @param {number} t
+ */
 export function extend(durations, t, seconds = EXTEND_SECONDS) {
   const pos = position(durations, t);
   if (pos.finished) return durations;
@@ -98,6 +176,10 @@ export function extend(durations, t, seconds = EXTEND_SECONDS) {
 }
 
 // engine.breath: in for 4 s, out for 6 s, in step with active time.
+/**
+ * @param {number} t
+ * @returns {{phase: "in" | "out", progress: number}}
+ */
 export function breath(t) {
   const cycle = BREATH_IN + BREATH_OUT;
   const u = ((t % cycle) + cycle) % cycle;
@@ -106,6 +188,7 @@ export function breath(t) {
 }
 
 // How full the lungs are, 0 → 1 → 0, eased so the ring never jumps: continuous at both turns.
+/** @param {number} t */
 export function breathLevel(t) {
   const b = breath(t);
   const eased = 0.5 - 0.5 * Math.cos(Math.PI * b.progress);
@@ -118,6 +201,7 @@ export class Clock {
     this.speed = speed > 0 ? speed : 1;
     this.nowMs = now;
     this.base = 0;
+    /** @type {number | null} */
     this.anchor = null;
   }
 
@@ -141,6 +225,7 @@ export class Clock {
     }
   }
 
+  /** @param {number} seconds */
   set(seconds) {
     this.base = seconds;
     if (this.anchor !== null) this.anchor = this.nowMs();

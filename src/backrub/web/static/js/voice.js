@@ -1,3 +1,4 @@
+// @ts-check
 // Cues spoken with the browser's own speech synthesis, where the device has a voice; otherwise
 // with backrub's own voice: each phrase fetched as a short clip from the server
 // (POST /api/v1/sessions/{id}/voice {text}, made once there and kept) and played in an <audio>
@@ -5,24 +6,35 @@
 
 import { csrfToken } from "./api.js";
 
+/** @typedef {() => Promise<string | null | undefined>} Fresher a cue's words as the page has them now */
+/** @typedef {{text: string, url: Promise<string | null>, controller: AbortController}} Phrase */
+
 export class Voice {
+  /** @param {{sessionId?: string | null}} [options] */
   constructor({ sessionId = null } = {}) {
     this.synth = "speechSynthesis" in window ? window.speechSynthesis : null;
+    /** @type {SpeechSynthesisVoice | null} */
     this.voice = null;
     this.sessionId = sessionId;
+    /** @type {HTMLAudioElement | null} */
     this.audio = null; // the clip being played (backrub's voice)
+    /** @type {Phrase[]} */
     this.queue = []; // phrases waiting their turn: { text, url: Promise of a blob URL, controller }
+    /** @type {Phrase | null} */
     this.waiting = null; // the phrase next to play, while its clip is still coming
     this.on = false;
+    /** @type {(speaking: boolean) => void} */
     this.onSpeaking = () => {};
     this.ready = this.findVoice();
   }
 
   // Resolves to true when a voice exists. Some browsers list voices only after "voiceschanged".
+  /** @returns {Promise<boolean>} */
   findVoice() {
-    if (!this.synth) return Promise.resolve(false);
+    const synth = this.synth;
+    if (!synth) return Promise.resolve(false);
     const pick = () => {
-      const voices = this.synth.getVoices();
+      const voices = synth.getVoices();
       if (!voices.length) return false;
       const lang = (document.documentElement.lang || "en").toLowerCase();
       this.voice =
@@ -34,7 +46,7 @@ export class Voice {
     if (pick()) return Promise.resolve(true);
     return new Promise((resolve) => {
       const done = () => resolve(pick());
-      this.synth.addEventListener("voiceschanged", done, { once: true });
+      synth.addEventListener("voiceschanged", done, { once: true });
       setTimeout(done, 1500);
     });
   }
@@ -49,30 +61,42 @@ export class Voice {
   }
 
   // `fresher`: for a cue, a promise of its words as the page will have them (see `sayClip`).
+  /**
+   * @param {string} text
+   * @param {{interrupt?: boolean, fresher?: Fresher | null}} [options]
+   */
   say(text, { interrupt = false, fresher = null } = {}) {
     if (!this.on || !this.available || !text) return;
     if (this.clips) {
       this.sayClip(text, interrupt, fresher);
       return;
     }
-    if (interrupt) this.synth.cancel();
+    // Not clips: the browser has a voice.
+    const synth = /** @type {SpeechSynthesis} */ (this.synth);
+    const voice = /** @type {SpeechSynthesisVoice} */ (this.voice);
+    if (interrupt) synth.cancel();
     const utterance = new SpeechSynthesisUtterance(text);
-    utterance.voice = this.voice;
-    utterance.lang = this.voice.lang;
+    utterance.voice = voice;
+    utterance.lang = voice.lang;
     utterance.rate = 0.92;
     utterance.pitch = 0.95;
     utterance.addEventListener("start", () => this.onSpeaking(true));
     const end = () => {
-      if (!this.synth.speaking) this.onSpeaking(false);
+      if (!synth.speaking) this.onSpeaking(false);
     };
     utterance.addEventListener("end", end);
     utterance.addEventListener("error", end);
-    this.synth.speak(utterance);
+    synth.speak(utterance);
   }
 
   // ---- backrub's clips: fetched as soon as they are due, played one at a time, in order, as
   // speech synthesis queues utterances ----
 
+  /**
+   * @param {string} text
+   * @param {boolean} interrupt
+   * @param {Fresher | null} fresher
+   */
   sayClip(text, interrupt, fresher) {
     if (interrupt) this.cancelClips();
     // Offline, a fetch could only fail (and the browser reports each failure); the words are
@@ -80,6 +104,7 @@ export class Voice {
     if (!navigator.onLine) return;
     const controller = new AbortController();
     // A POST: the words (a tender spot, say) stay out of the address, and nothing is cached.
+    /** @param {string} words */
     const ask = (words) =>
       fetch(this.clipUrl(), {
         method: "POST",
@@ -106,7 +131,7 @@ export class Voice {
   }
 
   clipUrl() {
-    return `/api/v1/sessions/${encodeURIComponent(this.sessionId)}/voice`;
+    return `/api/v1/sessions/${encodeURIComponent(/** @type {string} */ (this.sessionId))}/voice`;
   }
 
   async next() {
