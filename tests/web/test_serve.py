@@ -241,36 +241,23 @@ def test_ctrl_c_does_not_wait_for_a_players_wait_for_the_remote(env: dict[str, s
             assert time.monotonic() - started < 12
 
 
-# ---- the event writer's own process ---------------------------------------------------------
-
-WRITER = "backrub.web.writer_process"
+# ---- `--workers N` ---------------------------------------------------------------------------
 
 
-def writer_processes(parent: int) -> list[int]:
-    """The event writer processes `parent` started."""
+def children(parent: int) -> list[int]:
+    """The live processes `parent` started."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
-            command = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue  # it has ended meanwhile
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == parent and state != "Z" and WRITER.encode() in command:
+        if int(ppid) == parent and state != "Z":
             found.append(int(entry))
     return found
-
-
-def the_writer_process(parent: int) -> int:
-    """The one event writer process of a server (it starts with the app's lifespan, just after
-    the address is printed)."""
-    deadline = time.monotonic() + 30
-    while not (found := writer_processes(parent)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (writer,) = found
-    return writer
 
 
 def gone(pid: int, within: float) -> bool:
@@ -325,48 +312,29 @@ def address_of(line: str) -> str:
     return line.split(" at ", 1)[1].split(" ", 1)[0]
 
 
-def test_serve_saves_events_in_a_writer_process_that_stops_with_it(env: dict[str, str]) -> None:
-    with ExitStack() as stack, serving(env) as (process, line):
-        writer = the_writer_process(process.pid)
-        player = stack.enter_context(closing(Player(address_of(line))))
-        softer = player.feedback("softer")
-        assert softer["accepted"] is True and softer["message"]
-        assert player.feedback("firmer")["accepted"] is True
-        assert player.heard() == ["softer", "firmer"]
-        process.send_signal(signal.SIGINT)
-        assert process.wait(20) == 0
-        assert gone(writer, within=10)
-        assert process.stdout is not None and process.stderr is not None
-        assert process.stdout.read() == "backrub has stopped.\n"
-        assert "writer process" not in process.stderr.read()
-
-
-def test_events_are_still_saved_when_the_writer_process_dies(env: dict[str, str]) -> None:
-    with ExitStack() as stack, serving(env) as (process, line):
-        writer = the_writer_process(process.pid)
-        player = stack.enter_context(closing(Player(address_of(line))))
+def test_workers_end_with_a_killed_server_and_the_port_can_be_served_again(
+    env: dict[str, str],
+) -> None:
+    """SIGKILL leaves the supervisor no time to stop its workers: they notice and end, so the
+    port is free for the next `backrub serve`."""
+    with ExitStack() as stack, serving(env, "--workers", "2") as (process, line):
+        address = address_of(line)
+        player = stack.enter_context(closing(Player(address)))
         assert player.feedback("softer")["accepted"] is True
-        os.kill(writer, signal.SIGKILL)
-        assert gone(writer, within=10)
-        # The app's own route answers and saves them now.
-        assert player.feedback("firmer")["accepted"] is True
-        assert player.feedback("tender")["accepted"] is True
-        assert player.heard() == ["softer", "firmer", "tender"]
-        process.send_signal(signal.SIGINT)
-        assert process.wait(20) == 0
-        assert process.stderr is not None
-        assert "The event writer process has ended" in process.stderr.read()
-
-
-def test_the_writer_process_ends_with_a_killed_server(env: dict[str, str]) -> None:
-    with ExitStack() as stack, serving(env) as (process, line):
-        writer = the_writer_process(process.pid)
-        player = stack.enter_context(closing(Player(address_of(line))))
-        assert player.feedback("softer")["accepted"] is True
+        assert player.heard() == ["softer"]
+        workers = children(process.pid)
+        assert len(workers) >= 2
         process.kill()
         process.wait()
-        # Its pipe from the app closed with the app: it saves what it had, and ends.
-        assert gone(writer, within=10)
+        assert all(gone(pid, within=15) for pid in workers)
+    port = address.rsplit(":", 1)[1]
+    with closing(socket.socket()) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", int(port)))  # refused while a worker still holds it
+    with ExitStack() as stack, serving({**env}, "--port", port) as (_again, line):
+        assert address_of(line) == address
+        player = stack.enter_context(closing(Player(address)))
+        assert player.feedback("firmer")["accepted"] is True
 
 
 def whole_answer(conn: socket.socket) -> bytes:

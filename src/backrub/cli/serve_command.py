@@ -151,7 +151,6 @@ def register(app: typer.Typer) -> None:
                 speed=clock_speed,
                 hosts=(host,),
                 accounts=with_accounts,
-                event_process=True,
             )
         sock = listen(host, number)
         scheme = "https" if cert else "http"
@@ -187,7 +186,13 @@ def register(app: typer.Typer) -> None:
 
                 # Each worker builds its own app (the one above proved the options work).
                 os.environ[SERVE_OPTIONS] = json.dumps(
-                    {"speed": clock_speed, "hosts": [host], "accounts": with_accounts}
+                    {
+                        "speed": clock_speed,
+                        "hosts": [host],
+                        "accounts": with_accounts,
+                        # Workers end when this process is gone, even killed outright.
+                        "supervisor": os.getpid(),
+                    }
                 )
                 config = uvicorn.Config(
                     "backrub.web.app:app_from_environment",

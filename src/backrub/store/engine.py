@@ -96,33 +96,6 @@ def make_engine(settings: Settings) -> Engine:
     return engine
 
 
-# Set on an engine whose connections commit without waiting for the disk (`writer_engine`).
-ASYNC_COMMIT = "backrub_async_commit"
-
-
-def writer_engine(engine: Engine) -> Engine:
-    """An engine of one connection for a thread that does nothing but save the player's events
-    (web/fast_events.py), on PostgreSQL; `engine` itself on SQLite, where a second engine would
-    only be a second writer to wait for.
-
-    Every round trip to the database server is time that thread waits while requests queue
-    behind it, so this engine saves two per transaction: no ping before each (a connection the
-    server dropped fails that one batch, which is then saved again through `engine`, with its
-    ping; the failed connection is replaced for the next), and no `SET LOCAL
-    synchronous_commit` in each — the connection has it off for good (see `events.advance_all`).
-    """
-    if engine.dialect.name != "postgresql":
-        return engine
-    connect_args: dict[str, Any] = {"options": "-c synchronous_commit=off"}
-    if "connect_timeout" not in engine.url.query:
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
-    writer = create_engine(
-        engine.url, connect_args=connect_args, pool_size=1, max_overflow=0, **_JSON
-    )
-    event.listen(writer, "connect", _postgres_connect)
-    return writer.execution_options(**{ASYNC_COMMIT: True})
-
-
 def _postgres_connect(dbapi_connection: Any, _record: object) -> None:
     # A session's state (several KB, so stored out of line and compressed) is written again at
     # every save: lz4 compresses it in a fraction of the time of the default, pglz, which kept
@@ -161,30 +134,8 @@ def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
 
 def _sqlite_begin(conn: Connection) -> None:
     writes = conn.get_execution_options().get(_WRITE, False)
-    on_driver(conn, "BEGIN IMMEDIATE" if writes else "BEGIN", ())
-
-
-def on_driver(
-    conn: Connection, sql: str, params: Any, *, fetch: bool = False, many: bool = False
-) -> list[Any]:
-    """Run `sql` on the connection's driver cursor, in its open transaction; the rows if
-    `fetch`, as the driver gives them. For the statements run at every player event
-    (events.py): through `Connection.execute` each cost several times the database's own work.
-    A driver's error is raised as SQLAlchemy raises it, for `guarded` to word."""
-    cursor = conn.connection.cursor()
-    try:
-        if many:
-            cursor.executemany(sql, params)
-        else:
-            cursor.execute(sql, params)
-        return list(cursor.fetchall()) if fetch else []
-    except conn.dialect.loaded_dbapi.Error as exc:
-        # A connection the server dropped is replaced as after any statement: SQLAlchemy finds
-        # it gone when it rolls the transaction back, and invalidates it.
-        base = conn.dialect.loaded_dbapi.Error
-        raise DBAPIError.instance(sql, params, exc, base, hide_parameters=True) from exc
-    finally:
-        cursor.close()
+    # SQLAlchemy's recipe for SQLite: the "begin" event emits BEGIN itself.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 @contextmanager
@@ -199,40 +150,6 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
             conn.execution_options(**{_WRITE: True})
         with conn.begin():
             yield conn
-
-
-class Held:
-    """A connection kept open from one write transaction to the next, for the thread that does
-    nothing but save the player's events (web/fast_events.py): taking a connection from the
-    pool and giving it back was a tenth of a progress save's work. After a transaction that
-    failed, the next one takes a new connection."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._conn: Connection | None = None
-
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """As `transaction(engine, write=True)`, on the held connection."""
-        with _write_lock(self.engine), guarded(self.engine):
-            if self._conn is None:
-                self._conn = self.engine.connect().execution_options(**{_WRITE: True})
-            try:
-                with self._conn.begin():
-                    yield self._conn
-            except BaseException:
-                self.close()
-                raise
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-
-def writing(db: Engine | Held) -> AbstractContextManager[Connection]:
-    """A write transaction on an engine, or on a held connection."""
-    return db.transaction() if isinstance(db, Held) else transaction(db, write=True)
 
 
 # SQLite lets one writer in at a time; the others sleep and retry in its busy handler, which

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, insert, select, update
 
-from backrub.core.errors import BackrubError
 from backrub.store import saved_state
 from backrub.store import validation as check
 from backrub.store.engine import make_engine, transaction
@@ -20,10 +19,9 @@ from backrub.store.errors import NoSuchSession, StoreError
 from backrub.store.events import (
     RECORD_COLUMNS,
     STATE_COLUMNS,
-    Advance,
     Advanced,
     Change,
-    advance_all,
+    advance,
     feedback_of,
     joined,
     record_of,
@@ -179,20 +177,10 @@ class SessionStore:
         change: Callable[[dict[str, Any]], Change],
         full: bool,
     ) -> Advanced:
-        """One of the player's events, in one write transaction: read the saved state, let
-        `change` make the new one, save it; with `full`, read the record and plan afterwards.
-
-        The seq rule of `save_progress` holds: `change` is not called and nothing is written
-        (accepted False, the record and plan read) when the session has ended or `seq` is not
-        above the saved one. The row stays locked from the read to the write (PostgreSQL's
-        FOR UPDATE; SQLite's write transaction holds the database), so no other save can come
-        between, and the saved fields `change` merges (cues given, active time) are current.
-        A batch of one: `events.advance_all` saves many at once.
-        """
-        (done,) = advance_all(self.engine, [Advance(self.owner, session_id, seq, change, full)])
-        if isinstance(done, BackrubError):
-            raise done
-        return done
+        """One of the player's events, in one write transaction (store/events.py)."""
+        return advance(
+            self.engine, owner=self.owner, session_id=session_id, seq=seq, change=change, full=full
+        )
 
     def finish(
         self,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from backrub import __version__
 from backrub.catalogue_cache import cached_catalogue
@@ -26,7 +30,6 @@ from backrub.core.errors import BadInput
 from backrub.store import open_store
 from backrub.web import account_routes, api, audio_routes, errors, pages, remote
 from backrub.web.deps import Runtime
-from backrub.web.fast_events import EventFastPath, EventWriter, GZipByPath
 from backrub.web.security import (
     CSRF_COOKIE,
     HOSTED_CSRF_COOKIE,
@@ -34,7 +37,6 @@ from backrub.web.security import (
     SecurityMiddleware,
 )
 from backrub.web.views import catalogue_as_dict
-from backrub.web.writer_process import WriterProcess
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
@@ -48,9 +50,8 @@ STATIC = HERE / "static"
 MAX_SPEED = 1000
 # `backrub serve --workers N` hands its options to each worker process here (JSON).
 SERVE_OPTIONS = "BACKRUB_SERVE_OPTIONS"
-# Nothing about a request leaves backrub, whatever the environment asks (FastAPI's OpenTelemetry
-# would send spans of health data's URLs to any exporter set up in the process), and the check
-# for a configured provider cost 3 % of every request (bench/RESULTS.md).
+# Nothing about a request leaves backrub, whatever the environment asks: FastAPI's OpenTelemetry
+# would send spans of health data's URLs to any exporter set up in the process.
 NO_TELEMETRY: TelemetryConfig = {
     "tracing": False,
     "metrics": False,
@@ -70,7 +71,6 @@ def create_app(
     accounts: bool = False,
     templates_dir: Path | None = None,
     static_dir: Path | None = None,
-    event_process: bool = False,
 ) -> FastAPI:
     """The web app for `settings`' database.
 
@@ -78,9 +78,7 @@ def create_app(
     names the server is reached by to the loopback ones; `accounts` makes people sign in, each
     to their own sessions (serving beyond this computer), and then any `Host` is answered: a
     browser's login cookie belongs to the name it signed in on, so a name pointed at this server
-    by another site reaches nothing. The folders default to the package's. `event_process`:
-    the player's events are saved by a process of their own (writer_process.py), as `backrub
-    serve` has it; else by a thread of this one.
+    by another site reaches nothing. The folders default to the package's.
     """
     if not 0 < speed <= MAX_SPEED:
         raise BadInput(f"speed must be above 0 and at most {MAX_SPEED} (got {speed}).")
@@ -100,22 +98,9 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store = await run_in_threadpool(open_store, settings)
         runtime.engine = store.engine
-        writer: EventWriter | WriterProcess | None = None
-        if event_process:
-            writer = await WriterProcess.start(
-                settings,
-                accounts=accounts,
-                limit=runtime.event_limit,
-                instead=lambda: EventWriter(runtime),
-            )
-        if writer is None:
-            writer = EventWriter(runtime)
-        runtime.event_writer = writer
         try:
             yield
         finally:
-            runtime.event_writer = None
-            await writer.close()
             runtime.engine = None
             store.close()
 
@@ -142,9 +127,8 @@ def create_app(
     # check_dir=False: the folder is looked for when a file is asked for, not at start.
     app.mount("/static", StaticFiles(directory=static, check_dir=False), name="static")
     errors.install(app, pages.error_page, pages.bare_page)
-    # Innermost: a session's JSON and the player's scripts shrink to a third on a phone's link
-    # (an event's answer only when it is the whole session: fast_events.py).
-    app.add_middleware(GZipByPath)
+    # A session's JSON and the player's scripts shrink to a third on a phone's link.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.outermost = [
         Middleware(
             SecurityMiddleware,
@@ -152,7 +136,6 @@ def create_app(
             max_body=MAX_BODY,
             csrf_cookie=HOSTED_CSRF_COOKIE if accounts else CSRF_COOKIE,
         ),
-        Middleware(EventFastPath, runtime=runtime, max_body=MAX_BODY),
     ]
     return app
 
@@ -161,9 +144,7 @@ class BackrubApp(FastAPI):
     """FastAPI with `outermost` middleware: around the framework's own (its error pages,
     telemetry and body limit), not inside them as `add_middleware` puts it.
 
-    The security checks come first for every request, error pages included; and the player's
-    events, answered by `EventFastPath`, skip the framework's per-request work altogether — it
-    cost as much as backrub's own work on a progress save (bench/RESULTS.md).
+    The security checks come first for every request, error pages included.
     """
 
     outermost: Sequence[Middleware] = ()
@@ -180,10 +161,25 @@ def app_from_environment() -> FastAPI:
     from the BACKRUB_* variables, serve's options from BACKRUB_SERVE_OPTIONS. Nothing about a
     session lives in a worker, so any worker may answer any request."""
     options = json.loads(os.environ.get(SERVE_OPTIONS) or "{}")
+    supervisor = options.get("supervisor")
+    if isinstance(supervisor, int):
+        end_with(supervisor)
     return create_app(
         Settings.from_env(),
         speed=float(options.get("speed", 1.0)),
         hosts=[str(h) for h in options.get("hosts", [])],
         accounts=bool(options.get("accounts", False)),
-        event_process=True,
     )
+
+
+def end_with(supervisor: int, *, every: float = 1.0) -> None:
+    """Stop this worker (SIGTERM: uvicorn's graceful shutdown) once `supervisor` is no longer
+    its parent. A supervisor killed outright cannot stop its workers, and a worker left behind
+    would keep serving the port, so the next `backrub serve` could not listen on it."""
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="backrub-supervisor", daemon=True).start()

@@ -20,9 +20,6 @@ from backrub.web.ratelimit import EVENTS_PER_MINUTE, TRACKS_PER_HOUR, SlidingWin
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from backrub.web.fast_events import EventWriter
-    from backrub.web.writer_process import WriterProcess
-
 # Serving on this computer has no accounts: everything belongs to the CLI's own profile.
 LOCAL_OWNER = "local"
 DATABASE_NOT_OPEN = "The database is not open yet; try again in a moment."
@@ -52,8 +49,6 @@ class Runtime:
         # True: people sign in, and each owns their sessions; False: the local profile.
         self.accounts = accounts
         self.engine: Engine | None = None
-        # Saves the player's events (fast_events.py), for as long as the engine is open.
-        self.event_writer: EventWriter | WriterProcess | None = None
         self.event_limit = SlidingWindow(EVENTS_PER_MINUTE)
         self.audio_limit = SlidingWindow(TRACKS_PER_HOUR, window=3600)
 
@@ -119,10 +114,6 @@ async def get_store(request: Request, owner: OwnerDep) -> SessionStore:
 
 StoreDep = Annotated[SessionStore, Depends(get_store)]
 
-# The scope key by which the event fast path tells the route that the event writer found the
-# person over their limit, with the seconds until they may send: the route answers 429 without
-# asking a limit again (the writer process keeps its own).
-OVER_LIMIT = "backrub.events_over_limit"
 TOO_MANY_EVENTS = (
     f"Too many changes at once: at most {EVENTS_PER_MINUTE} a minute for one person; "
     "the player sends the rest shortly."
@@ -133,12 +124,9 @@ async def event_quota(request: Request, user: UserDep) -> None:
     """With accounts on, each person's events are limited (ratelimit.py); 429 past it."""
     if user is None:
         return
-    # The event writer found them over it already.
-    retry_after = request.scope.get(OVER_LIMIT)
     limiter = runtime_of(request).event_limit
-    if retry_after is None and not limiter.allow(user.id):
+    if not limiter.allow(user.id):
         retry_after = limiter.retry_after(user.id)
-    if retry_after is not None:
         raise HTTPException(429, TOO_MANY_EVENTS, headers={"Retry-After": str(retry_after)})
 
 
