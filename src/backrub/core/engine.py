@@ -297,10 +297,8 @@ def state_as_dict(
 
     Each step is saved as what was decided for it (`SAVED_STEP`), not its words: a saved state
     is a few hundred bytes rather than several KB, and it is written at every feedback, skip
-    and extend (bench/RESULTS.md). The page sees the steps whole: `state_view`.
-
-    Field by field rather than through `as_plain`: it runs at every feedback, skip and extend,
-    and the generic walk cost several times more (tests check the two agree).
+    and extend. The page sees the steps whole: `state_view`. Field by field rather than through
+    `as_plain`, which is generic (tests check the two agree).
 
     The feedback heard is not part of it: a store keeps those events apart (they are the
     session's record), and in a snapshot they were a list that grew all session and was written

@@ -23,8 +23,8 @@ VerdictLevel = Literal["clear", "caution", "stop"]
 
 if TYPE_CHECKING:
     # At run time these names exist only where pydantic validates the catalogue
-    # (`catalogue._validate_shapes`), bound to their ranges: importing annotated_types here would
-    # cost a tenth of the CLI's start-up.
+    # (`catalogue._validate_shapes`), bound to their ranges: the CLI need not import
+    # annotated_types to start.
     Level = int  # a pressure level, 1 to 5
     Unit = float  # a coordinate in the back map's unit box, 0 to 1
     Seconds = int  # a duration of at least 30 s

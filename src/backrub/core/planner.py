@@ -433,7 +433,7 @@ def make_step(
         if not region.reachable_alone:
             self_help = region.self_help
         cue += f" {breath}"
-    # In Step's field order (`_make` checks their number): keywords cost a sixth of a re-plan.
+    # In Step's field order (`_make` checks their number).
     return Step._make(
         (
             index,  # position

@@ -73,8 +73,7 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-# The JSON columns (a session's plan and state) are read and written at every player event;
-# orjson does both several times faster than the standard library, for the same data.
+# The JSON columns (a session's plan and state) are read and written at every player event.
 _JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
@@ -97,11 +96,9 @@ def make_engine(settings: Settings) -> Engine:
 
 
 def _postgres_connect(dbapi_connection: Any, _record: object) -> None:
-    # A session's state (several KB, so stored out of line and compressed) is written again at
-    # every save: lz4 compresses it in a fraction of the time of the default, pglz, which kept
-    # the database server busy under load (bench/RESULTS.md). Where the server lacks lz4
-    # (before PostgreSQL 14, or built without it) the default stays, asked first so that the
-    # server's log does not get an error for every connection.
+    # A session's state (several KB, stored out of line and compressed) is written again at
+    # many saves: lz4 spares the database server's CPU. Where the server lacks it the default
+    # stays, asked first so that the server's log does not get an error for every connection.
     try:
         with dbapi_connection.cursor() as cursor:
             cursor.execute(

@@ -83,8 +83,7 @@ def answer(outcome: Outcome) -> dict[str, Any]:
         if compact
         else engine.state_view(live, live.active),
         # Not the cues: the page makes them from the steps and durations as the engine does
-        # (timeline.js `schedule`, tested against `engine.schedule`), and they were a third of
-        # the answer, made, encoded and compressed at every feedback.
+        # (timeline.js `schedule`, tested against `engine.schedule`).
         "durations": list(live.durations),
         "total": engine.total(live),
         "active": live.active,
@@ -151,8 +150,7 @@ def _recorded(saved: dict[str, Any], body: EventBody) -> Change:
     """A progress save, pause or resume: only the active time, the cues given and `seq` change.
 
     Works on the saved JSON as it is: the same as restoring the engine's state, applying the
-    event and saving it again (tests/web check that), without the cost of doing so — most of
-    an event's time when it was done that way.
+    event and saving it again (tests/web check that), without restoring the plan's steps.
     """
     # Time only moves forward, even when events arrive out of order from two devices.
     at = max(float(saved["active"]), body.active)
@@ -179,8 +177,6 @@ def _changed_steps(
     for i, (old, new) in enumerate(zip(before, after, strict=True)):
         if new is old:
             continue
-        # Compared field by field in C (`!=` on the very same object is quick: most fields
-        # are the catalogue's ids and words, shared).
         fields = tuple(compress(Step._fields, map(ne, old, new)))
         if fields:
             changed.append((i, fields))

@@ -88,7 +88,7 @@ def upgrade() -> None:
     if conn.dialect.name == "postgresql":
         # A session's row is saved again at every step of a player's session: with room left
         # on its page, PostgreSQL writes the new version beside it without touching the
-        # indexes (a "HOT" update); progress saves went 20 % faster (bench/RESULTS.md).
+        # indexes (a "HOT" update).
         op.execute(f"ALTER TABLE sessions SET (fillfactor = {SESSIONS_FILLFACTOR})")
 
 
