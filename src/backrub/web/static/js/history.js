@@ -1,3 +1,4 @@
+// @ts-check
 // History: GET /api/v1/sessions and /api/v1/stats → the list, a before/after chart, the effect
 // per region, the next session; export, reminders, and "Delete everything" (DELETE /api/v1/data).
 
@@ -6,15 +7,25 @@ import { h, clear } from "./dom.js";
 
 registerServiceWorker();
 
-const $ = (id) => document.getElementById(id);
+/** @param {string} id an element the history page has */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+/** @type {Record<string, string>} */
 const names = JSON.parse($("history").dataset.regionNames || "{}");
+/** @param {string} id */
 const nameOf = (id) => names[id] || id;
 
+/**
+ * @param {string} iso a date, or a date and time
+ * @param {Intl.DateTimeFormatOptions} [options]
+ */
 function dayLabel(iso, options = { day: "numeric", month: "short" }) {
   const d = new Date(iso.length === 10 ? `${iso}T12:00:00` : iso);
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleDateString(undefined, options);
 }
 
+/** @typedef {{day: string, before: number | null, after: number | null}} TrendPoint */
+
+/** @param {TrendPoint[]} trend */
 function drawTrend(trend) {
   const svg = $("trend-chart");
   for (const el of [...svg.children]) if (el.tagName !== "title") el.remove();
@@ -28,6 +39,7 @@ function drawTrend(trend) {
   const right = W - 10;
   const top = 12;
   const bottom = 196;
+  /** @param {number} v */
   const y = (v) => bottom - (v / 10) * (bottom - top);
   const step = (right - left) / Math.max(1, points.length);
   for (const v of [0, 5, 10]) {
@@ -54,6 +66,7 @@ function drawTrend(trend) {
   return true;
 }
 
+/** @param {{region: string, average_drop: number, sessions: number}[]} regions */
 function drawRegions(regions) {
   const list = clear($("region-bars"));
   const best = Math.max(1, ...regions.map((r) => r.average_drop));
@@ -72,6 +85,7 @@ function drawRegions(regions) {
   return regions.length > 0;
 }
 
+/** @param {any} s a session of GET /api/v1/sessions */
 function sessionItem(s) {
   const when = dayLabel(s.started_at, { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
   const done = Math.round((s.seconds_done || 0) / 60);
@@ -81,8 +95,10 @@ function sessionItem(s) {
       : s.tension_before !== null
         ? `${s.tension_before} → –`
         : "–";
-  const focus = (s.focus || []).map((f) => nameOf(f.region)).join(", ");
-  const status = { active: "not finished", finished: "", stopped: "ended early" }[s.status] || s.status;
+  const focus = (s.focus || []).map((/** @type {{region: string}} */ f) => nameOf(f.region)).join(", ");
+  /** @type {Record<string, string>} */
+  const statusWords = { active: "not finished", finished: "", stopped: "ended early" };
+  const status = statusWords[s.status] || s.status;
   return h(
     "li",
     {},
@@ -99,7 +115,9 @@ function sessionItem(s) {
   );
 }
 
+/** @type {TrendPoint[]} */
 let lastTrend = [];
+/** @type {ReturnType<typeof setTimeout> | 0} */
 let resizeTimer = 0;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
@@ -112,7 +130,7 @@ async function load() {
   try {
     [sessions, stats] = await Promise.all([getJSON("/api/v1/sessions"), getJSON("/api/v1/stats")]);
   } catch (error) {
-    $("history-status").textContent = `Could not load the history: ${error.message}`;
+    $("history-status").textContent = `Could not load the history: ${/** @type {Error} */ (error).message}`;
     return;
   }
   const list = (sessions && sessions.sessions) || [];
@@ -135,11 +153,13 @@ async function load() {
   $("regions-section").hidden = !(stats && drawRegions(stats.regions || []));
 }
 
-$("delete-all").addEventListener("click", () => $("delete-dialog").showModal());
-$("delete-cancel").addEventListener("click", () => $("delete-dialog").close());
+const deleteDialog = /** @type {HTMLDialogElement} */ ($("delete-dialog"));
+const deleteGo = /** @type {HTMLButtonElement} */ ($("delete-go"));
+$("delete-all").addEventListener("click", () => deleteDialog.showModal());
+$("delete-cancel").addEventListener("click", () => deleteDialog.close());
 $("delete-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  $("delete-go").disabled = true;
+  deleteGo.disabled = true;
   try {
     const result = await deleteJSON("/api/v1/data");
     $("data-status").textContent = `Deleted ${result && result.deleted !== undefined ? result.deleted : "all"} session(s).`;
@@ -151,10 +171,10 @@ $("delete-form").addEventListener("submit", async (event) => {
     }
     await load();
   } catch (error) {
-    $("data-status").textContent = error.message;
+    $("data-status").textContent = /** @type {Error} */ (error).message;
   } finally {
-    $("delete-go").disabled = false;
-    $("delete-dialog").close();
+    deleteGo.disabled = false;
+    deleteDialog.close();
   }
 });
 

@@ -1,3 +1,4 @@
+// @ts-check
 // The plan: POST /api/v1/plans with the stored answers and choices, then a timeline with phase
 // colours and the pressure curve, the steps, safety notes and the set-up checklist. "Begin" asks
 // how tense the back is, creates the session (POST /api/v1/sessions) and opens the player.
@@ -8,7 +9,31 @@ import { h, clear, reasonItem, focusHeading } from "./dom.js";
 
 registerServiceWorker();
 
-const $ = (id) => document.getElementById(id);
+/** @import { Step } from "./timeline.js" */
+/** @import { Reason } from "./dom.js" */
+
+/**
+ * A step of POST /api/v1/plans' answer, with its names.
+ * @typedef {Step & {start: number, tool: string, technique_name: string, region_name: string}} PlanStep
+ */
+/**
+ * The answer of POST /api/v1/plans.
+ * @typedef {object} Plan
+ * @property {PlanStep[]} steps
+ * @property {number} total_seconds
+ * @property {string} mode
+ * @property {number} pressure_ceiling
+ * @property {boolean} oil
+ * @property {{reasons?: Reason[]}} [safety]
+ */
+
+/** @param {string} id an element the plan page has */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+/** @param {string} id */
+const button = (id) => /** @type {HTMLButtonElement} */ ($(id));
+/** @param {string} id */
+const dialog = (id) => /** @type {HTMLDialogElement} */ ($(id));
+/** @type {Record<string, string>} */
 const words = JSON.parse($("plan-page").dataset.pressureWords || "{}");
 
 const safety = store.get("safety", {});
@@ -18,13 +43,14 @@ function body() {
   return {
     mode: choices.mode || "self",
     minutes: Number(choices.minutes) || 20,
-    focus: (choices.focus || []).map((f) => ({ region: f.region, tension: Number(f.tension) })),
+    focus: (choices.focus || []).map((/** @type {{region: string, tension: number}} */ f) => ({ region: f.region, tension: Number(f.tension) })),
     pressure: choices.pressure || "medium",
     oil: choices.oil !== undefined ? Boolean(choices.oil) : true,
     findings: safety.findings || [],
   };
 }
 
+/** @param {any} error an ApiError (a stop carries the verdict in its data), or any other */
 function showStop(error) {
   const box = clear($("plan-error"));
   const verdict = error.data && error.data.safety;
@@ -32,7 +58,7 @@ function showStop(error) {
   box.append(h("h1", { text: verdict ? "Please don't massage today." : "The plan could not be made." }), h("p", { text: error.message }));
   if (verdict) {
     if (verdict.see_doctor) box.append(h("p", {}, h("strong", { text: "See a doctor first." })));
-    box.append(h("ul", { class: "reasons" }, (verdict.reasons || []).map((r) => reasonItem(r, { change: false, level: 2 }))));
+    box.append(h("ul", { class: "reasons" }, (verdict.reasons || []).map((/** @type {Reason} */ r) => reasonItem(r, { change: false, level: 2 }))));
   } else {
     box.append(h("p", {}, h("a", { href: "/map" }, "Back to the choices")));
   }
@@ -44,6 +70,7 @@ function showStop(error) {
 
 // ---- drawing ---------------------------------------------------------------------------------
 
+/** @param {Plan} plan */
 function drawTimeline(plan) {
   const svg = $("timeline");
   for (const el of [...svg.children]) if (el.tagName !== "title") el.remove();
@@ -58,7 +85,9 @@ function drawTimeline(plan) {
   const bandH = 22;
   const top = 40;
   const bottom = 126;
+  /** @param {number} t */
   const x = (t) => left + (t / total) * width;
+  /** @param {number} level */
   const y = (level) => bottom - ((level - 1) / 4) * (bottom - top);
 
   for (const s of plan.steps) {
@@ -79,6 +108,7 @@ function drawTimeline(plan) {
   }
   // The pressure curve: the level through each step, eased from one step to the next.
   let d = "";
+  /** @type {number | null} */
   let prevY = null;
   for (const s of plan.steps) {
     const x0 = x(s.start);
@@ -102,6 +132,10 @@ function drawTimeline(plan) {
   }
 }
 
+/**
+ * @param {PlanStep} s
+ * @param {string} mode
+ */
 function stepItem(s, mode) {
   const word = words[String(s.pressure)] || `level ${s.pressure}`;
   return h(
@@ -123,7 +157,9 @@ function stepItem(s, mode) {
   );
 }
 
+/** @type {Plan | null} */
 let shown = null;
+/** @type {ReturnType<typeof setTimeout> | 0} */
 let resizeTimer = 0;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
@@ -133,7 +169,9 @@ window.addEventListener("beforeprint", () => shown && drawTimeline(shown));
 
 // The printed card: runs of the same technique on the same area become one line, so even an
 // hour fits on one page.
+/** @param {Plan} plan */
 function cardItems(plan) {
+  /** @type {{technique: string, region: string, phase: string, steps: PlanStep[]}[]} */
   const groups = [];
   for (const s of plan.steps) {
     const last = groups[groups.length - 1];
@@ -164,6 +202,7 @@ function cardItems(plan) {
   });
 }
 
+/** @param {Plan} plan */
 function render(plan) {
   shown = plan;
   const total = plan.total_seconds;
@@ -193,41 +232,43 @@ function render(plan) {
 
 function openBegin() {
   $("begin-error").textContent = "";
-  $("begin-dialog").showModal();
+  dialog("begin-dialog").showModal();
   $("tension-before").focus();
 }
 
+/** @param {Event} event */
 async function begin(event) {
   event.preventDefault();
-  const go = $("begin-go");
+  const go = button("begin-go");
   go.disabled = true;
   $("begin-error").textContent = "";
   try {
-    const view = await postJSON("/api/v1/sessions", { ...body(), tension_before: Number($("tension-before").value) });
+    const view = await postJSON("/api/v1/sessions", { ...body(), tension_before: Number(/** @type {HTMLInputElement} */ ($("tension-before")).value) });
     window.location.assign(`/play/${encodeURIComponent(view.id)}`);
   } catch (error) {
     go.disabled = false;
     if (error instanceof ApiError && error.status === 409) {
-      $("begin-dialog").close();
+      dialog("begin-dialog").close();
       showStop(error);
       return;
     }
-    $("begin-error").textContent = error.message;
+    $("begin-error").textContent = /** @type {Error} */ (error).message;
   }
 }
 
 // ---- download as audio -----------------------------------------------------------------------
 
 // A render runs at about 200× real time on one core, plus the voice for new phrases.
+/** @param {number} minutes */
 function renderSeconds(minutes) {
   return Math.max(5, Math.round(minutes / 2) + 3);
 }
 
 async function downloadAudio() {
-  const button = $("audio");
+  const audio = button("audio");
   const status = $("audio-status");
   const plan = body();
-  button.disabled = true;
+  audio.disabled = true;
   $("audio-error").textContent = "";
   status.textContent = `Preparing your audio… (about ${renderSeconds(plan.minutes)} seconds)`;
   try {
@@ -261,18 +302,19 @@ async function downloadAudio() {
     }
     $("audio-error").textContent = error instanceof ApiError ? error.message : "The audio could not be prepared: the server could not be reached.";
   } finally {
-    button.disabled = false;
+    audio.disabled = false;
   }
 }
 
 $("audio").addEventListener("click", downloadAudio);
 $("begin").addEventListener("click", openBegin);
-$("begin-cancel").addEventListener("click", () => $("begin-dialog").close());
+$("begin-cancel").addEventListener("click", () => dialog("begin-dialog").close());
 $("begin-form").addEventListener("submit", begin);
 $("print").addEventListener("click", () => window.print());
 $("tension-before").addEventListener("input", (event) => {
-  $("tension-before-out").textContent = event.target.value;
-  event.target.setAttribute("aria-valuetext", `${event.target.value} of 10`);
+  const slider = /** @type {HTMLInputElement} */ (event.target);
+  $("tension-before-out").textContent = slider.value;
+  slider.setAttribute("aria-valuetext", `${slider.value} of 10`);
 });
 
 async function load() {

@@ -1,3 +1,4 @@
+// @ts-check
 // The session player. The browser is the session's clock: it runs the timeline locally from the
 // server's durations and steps (timeline.js mirrors the engine, cues included), on absolute
 // deadlines of active time, and tells the server what happened and when (POST …/events). The
@@ -20,25 +21,41 @@ import { Voice } from "./voice.js";
 import { ReceiverRemote } from "./remote.js";
 import { Switches } from "./switches.js";
 
+/** @import { Cue, Position } from "./timeline.js" */
+/** @import { Live } from "./adopt.js" */
+/** @import { Item } from "./outbox.js" */
+/** @import { Technique } from "./scene.js" */
+/** @import { Fresher } from "./voice.js" */
+
 registerServiceWorker();
 
-const $ = (id) => document.getElementById(id);
+/** @param {string} id an element the player page has */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+/** @param {string} id */
+const button = (id) => /** @type {HTMLButtonElement} */ ($(id));
+/** @param {string} id */
+const dialog = (id) => /** @type {HTMLDialogElement} */ ($(id));
+/** @param {string} id an SVG element of the page */
+const svg = (id) => /** @type {SVGElement} */ (/** @type {unknown} */ ($(id)));
 const main = $("main");
 const data = $("player-data");
-const sessionId = data.dataset.sessionId;
+const sessionId = /** @type {string} */ (data.dataset.sessionId);
 const base = `/api/v1/sessions/${encodeURIComponent(sessionId)}`;
 const speed = Number(document.body.dataset.speed) || 1;
+/** @type {Record<string, string>} */
 const words = JSON.parse(data.dataset.pressureWords || "{}");
+/** @type {Map<string, Technique>} */
 const techniques = new Map(
-  [...data.querySelectorAll("[data-technique]")].map((el) => [
-    el.dataset.technique,
-    { name: el.dataset.name, motion: JSON.parse(el.dataset.motion) },
+  [.../** @type {NodeListOf<HTMLElement>} */ (data.querySelectorAll("[data-technique]"))].map((el) => [
+    /** @type {string} */ (el.dataset.technique),
+    { name: /** @type {string} */ (el.dataset.name), motion: JSON.parse(/** @type {string} */ (el.dataset.motion)) },
   ]),
 );
-const scene = new Scene($("player-map"), techniques);
-const breathRing = new BreathRing({ ring: $("breath-ring"), arc: $("breath-arc"), word: $("breath-word") });
+const scene = new Scene(svg("player-map"), techniques);
+const breathRing = new BreathRing({ ring: svg("breath-ring"), arc: svg("breath-arc"), word: $("breath-word") });
 const PROGRESS_EVERY_MS = 15000;
 
+/** @type {Live} */
 const live = {
   steps: [],
   durations: [],
@@ -73,11 +90,17 @@ const outbox = new Outbox({
 
 // `t`: the moment a control changed the timeline, so the server applies it where the page did
 // (at accelerated speed even a few milliseconds of work between would move a skip's boundary).
+/** @param {number} [t] */
 function activeNow(t = clock.now()) {
   const end = T.total(live.durations);
   return Math.round(Math.min(t, end) * 1000) / 1000;
 }
 
+/**
+ * @param {string} kind
+ * @param {object} [extra]
+ * @param {number} [at]
+ */
 function send(kind, extra = {}, at = undefined) {
   live.seq += 1;
   const body = { kind, active: activeNow(at), seq: live.seq, fired: [...live.fired], ...extra };
@@ -85,6 +108,11 @@ function send(kind, extra = {}, at = undefined) {
   outbox.push(`${base}/events`, body, { kind });
 }
 
+/**
+ * @param {any} view the server's answer
+ * @param {Item} item
+ * @param {boolean} last
+ */
 function handleResult(view, item, last) {
   if (item.meta.kind === "finish") {
     // The next session asks the safety questions afresh; the map choices stay as a start.
@@ -117,9 +145,13 @@ function handleResult(view, item, last) {
   }
 }
 
+/**
+ * @param {Error} error
+ * @param {Item} item
+ */
 function handleError(error, item) {
   if (item.meta.kind === "finish") {
-    $("finish-btn").disabled = false;
+    button("finish-btn").disabled = false;
     $("finish-error").textContent = error.message;
     return;
   }
@@ -132,6 +164,7 @@ function handleError(error, item) {
 
 // ---- speaking, showing, announcing -------------------------------------------------------------
 
+/** @param {string} text */
 function announce(text) {
   const region = $("announce");
   region.textContent = "";
@@ -139,7 +172,9 @@ function announce(text) {
   setTimeout(() => (region.textContent = text), 60);
 }
 
+/** @type {ReturnType<typeof setTimeout> | 0} */
 let messageTimer = 0;
+/** @param {string} text */
 function showMessage(text) {
   const el = $("message");
   el.textContent = text;
@@ -147,6 +182,10 @@ function showMessage(text) {
   messageTimer = setTimeout(() => (el.textContent = ""), 9000);
 }
 
+/**
+ * @param {string} text
+ * @param {{kind?: string, interrupt?: boolean, fresher?: Fresher | null}} [options]
+ */
 function say(text, { kind = "cue", interrupt = false, fresher = null } = {}) {
   if (kind === "message") showMessage(text);
   announce(text);
@@ -157,6 +196,7 @@ voice.onSpeaking = (speaking) => sound.duck(speaking);
 
 // ---- cues ----------------------------------------------------------------------------------------
 
+/** @param {Cue[]} ready */
 function fire(ready) {
   for (const cue of ready) live.fired.add(cue.id);
   // After a long gap (the screen was off) only the newest cues are worth saying.
@@ -164,7 +204,9 @@ function fire(ready) {
   const latest = ready[ready.length - 1];
   if (latest.kind !== "check-in") [live.cueOnLine, $("cue").textContent] = [latest.id, latest.text];
   // (`fresher`: the cue's words once a re-plan that overtook them is in, for backrub's voice.)
-  const now = (cue) => (live.cues.find((c) => c.id === cue.id) || {}).text;
+  /** @param {Cue} cue */
+  const now = (cue) => (live.cues.find((c) => c.id === cue.id) || /** @type {Partial<Cue>} */ ({})).text;
+  /** @param {Cue} cue */
   const fresher = (cue) => () => outbox.settled(5000).then(() => now(cue));
   toSay.forEach((cue, i) => say(cue.text, { interrupt: i === 0 && ready.length > 2, fresher: fresher(cue) }));
   sound.chime(latest.kind);
@@ -172,6 +214,7 @@ function fire(ready) {
   if (latest.kind === "step") closeCheckin();
 }
 
+/** @param {string} text */
 function openCheckin(text) {
   $("checkin-text").textContent = text;
   $("checkin").hidden = false;
@@ -186,7 +229,9 @@ function closeCheckin() {
 }
 
 // The newest cue already given at time t (shown, not spoken, after a reload).
+/** @param {number} t */
 function lastCueBefore(t) {
+  /** @type {Cue | null} */
   let found = null;
   for (const cue of live.cues) if (cue.at <= t && cue.kind !== "check-in" && cue.kind !== "finish") found = cue;
   return found;
@@ -194,11 +239,16 @@ function lastCueBefore(t) {
 
 // ---- drawing -------------------------------------------------------------------------------------
 
+/**
+ * @param {string} id
+ * @param {string | null} text
+ */
 function setText(id, text) {
   const el = $(id);
   if (el.textContent !== text) el.textContent = text;
 }
 
+/** @param {Position} pos */
 function showStep(pos) {
   const step = live.steps[pos.step];
   if (!step) return;
@@ -223,13 +273,14 @@ function showStep(pos) {
   scene.show(step);
   setText("cue", cueWords(live.steps, live.cueOnLine) ?? $("cue").textContent); // as re-planned
   live.shownStep = pos.step;
-  if ($("howto").open) howto();
+  if (/** @type {HTMLDetailsElement} */ ($("howto")).open) howto();
 }
 
 function howto() {
   showHowto($("howto-body"), live.steps[live.shownStep], live.mode);
 }
 
+/** @param {Position} pos */
 function drawClock(pos) {
   setText("countdown", minutesSeconds(pos.stepRemaining));
   setText("session-left", `${minutesSeconds(pos.remaining)} left`);
@@ -323,7 +374,9 @@ function extend() {
   tick();
 }
 
+/** @type {Record<string, string>} */
 const FEEDBACK_WORDS = { good: "Good", softer: "Softer", firmer: "Firmer", tender: "Tender spot" };
+/** @param {string} kind good, softer, firmer or tender */
 function feedback(kind) {
   if (!live.started || live.ended) return;
   closeCheckin();
@@ -335,7 +388,7 @@ let starting = false;
 async function begin() {
   if (live.started || starting) return;
   starting = true;
-  $("start-btn").disabled = true;
+  button("start-btn").disabled = true;
   await switches.soundIfWanted();
   // Speaking inside the tap lets the browser's voice speak later cues on its own.
   say("Get ready.", { interrupt: true });
@@ -365,7 +418,7 @@ function reachEnd() {
 }
 
 function endEarly() {
-  $("end-dialog").close();
+  dialog("end-dialog").close();
   if (live.ended) return;
   live.ended = true;
   live.endedEarly = true;
@@ -376,6 +429,7 @@ function endEarly() {
   showFinish("Ended. Rest a moment.");
 }
 
+/** @param {string} title */
 function showFinish(title) {
   $("finish-title").textContent = title;
   main.classList.add("is-finished");
@@ -383,6 +437,7 @@ function showFinish(title) {
   $("finish-title").focus();
 }
 
+/** @param {string} text */
 function showEnded(text) {
   live.ended = true;
   clock.stop();
@@ -394,16 +449,17 @@ function showEnded(text) {
   $("ended-title").focus();
 }
 
+/** @param {Event} event */
 function finish(event) {
   event.preventDefault();
-  $("finish-btn").disabled = true;
+  button("finish-btn").disabled = true;
   $("finish-error").textContent = "";
-  const note = $("note").value.trim();
+  const note = /** @type {HTMLTextAreaElement} */ ($("note")).value.trim();
   outbox.push(
     `${base}/finish`,
     {
       active: activeNow(),
-      tension_after: Number($("tension-after").value),
+      tension_after: Number(/** @type {HTMLInputElement} */ ($("tension-after")).value),
       note: note || null,
       stopped: live.endedEarly,
     },
@@ -417,45 +473,50 @@ function finish(event) {
 
 // A pointer click leaves no focus behind, so Space keeps meaning pause/resume; keyboard
 // activation keeps the focus where the person put it.
+/**
+ * @param {string} id
+ * @param {(event: MouseEvent) => void} handler
+ */
 function onButton(id, handler) {
   $(id).addEventListener("click", (event) => {
     handler(event);
-    if (event.detail > 0) event.currentTarget.blur();
+    if (event.detail > 0) /** @type {HTMLElement} */ (event.currentTarget).blur();
   });
 }
 
 for (const el of document.querySelectorAll("[data-tap]")) {
   el.addEventListener("click", (event) => {
-    if (event.target.closest("button, a, input, select, textarea, summary, label")) return;
+    if (/** @type {Element} */ (event.target).closest("button, a, input, select, textarea, summary, label")) return;
     togglePause();
   });
 }
 onButton("pause-btn", togglePause);
 onButton("skip-btn", skip);
 onButton("extend-btn", extend);
-for (const button of document.querySelectorAll("[data-feedback]")) {
-  button.addEventListener("click", (event) => {
-    feedback(button.dataset.feedback);
-    if (event.detail > 0) button.blur();
+for (const el of /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll("[data-feedback]"))) {
+  el.addEventListener("click", (event) => {
+    feedback(/** @type {string} */ (el.dataset.feedback));
+    if (event.detail > 0) el.blur();
   });
 }
 onButton("start-btn", begin);
 onButton("sound-btn", () => switches.toggleSound());
 onButton("voice-btn", () => switches.toggleVoice());
-onButton("help-btn", () => $("help").showModal());
-$("help-close").addEventListener("click", () => $("help").close());
-onButton("end-btn", () => $("end-dialog").showModal());
-$("end-cancel").addEventListener("click", () => $("end-dialog").close());
+onButton("help-btn", () => dialog("help").showModal());
+$("help-close").addEventListener("click", () => dialog("help").close());
+onButton("end-btn", () => dialog("end-dialog").showModal());
+$("end-cancel").addEventListener("click", () => dialog("end-dialog").close());
 $("end-go").addEventListener("click", endEarly);
 $("finish-form").addEventListener("submit", finish);
 $("howto").addEventListener("toggle", () => {
-  if ($("howto").open) howto();
+  if (/** @type {HTMLDetailsElement} */ ($("howto")).open) howto();
 });
 $("tension-after").addEventListener("input", (event) => {
-  $("tension-after-out").textContent = event.target.value;
-  event.target.setAttribute("aria-valuetext", `${event.target.value} of 10`);
+  const slider = /** @type {HTMLInputElement} */ (event.target);
+  $("tension-after-out").textContent = slider.value;
+  slider.setAttribute("aria-valuetext", `${slider.value} of 10`);
 });
-bindKeys({ help: $("help"), ended: () => live.ended, togglePause, skip, extend, feedback });
+bindKeys({ help: dialog("help"), ended: () => live.ended, togglePause, skip, extend, feedback });
 
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") {
@@ -488,7 +549,7 @@ async function load() {
     const gone = error instanceof ApiError && error.status === 404;
     const text = gone
       ? "There is no such session. Start a new one from the beginning."
-      : `The session could not be loaded: ${error.message} Reload when the connection is back.`;
+      : `The session could not be loaded: ${/** @type {Error} */ (error).message} Reload when the connection is back.`;
     showEnded(text);
     $("ended-title").textContent = "The session is not here.";
     await kept;

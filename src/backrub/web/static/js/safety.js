@@ -1,3 +1,4 @@
+// @ts-check
 // The safety check: one question at a time, Back to change an answer, a back map for the
 // "which area?" questions, then POST /api/v1/safety. A stop shows why, with sources, and offers
 // no way on. Answers live in sessionStorage only.
@@ -6,27 +7,35 @@ import { postJSON, store, registerServiceWorker } from "./api.js";
 import { bindPicker, setPressed } from "./backmap.js";
 import { h, clear, reasonItem, focusHeading } from "./dom.js";
 
+/** @import { Reason } from "./dom.js" */
+
 registerServiceWorker();
 
-const $ = (id) => document.getElementById(id);
-const questions = [...document.querySelectorAll(".question[data-condition]")];
+/** @param {string} id an element the safety page has */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const questions = [.../** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(".question[data-condition]"))];
 const total = questions.length;
-const map = $("area-map");
-const boxes = [...document.querySelectorAll("input[name='area']")];
+const map = /** @type {SVGElement} */ (/** @type {unknown} */ ($("area-map")));
+const boxes = [.../** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll("input[name='area']"))];
+
+/** @typedef {{yes: boolean, regions?: string[]}} Answer */
 
 // answers: {conditionId: {yes: bool, regions: [ids]}}; index: the question on screen.
 const saved = store.get("safety", {});
+/** @type {Record<string, Answer>} */
 let answers = saved.answers || {};
 let index = Math.min(saved.index || 0, total - 1);
 
+/** @param {object} [extra] */
 function save(extra = {}) {
   store.set("safety", { ...store.get("safety", {}), answers, index, ...extra });
 }
 
 function findings() {
+  /** @type {{condition: string, region?: string}[]} */
   const out = [];
   for (const q of questions) {
-    const id = q.dataset.condition;
+    const id = /** @type {string} */ (q.dataset.condition);
     const a = answers[id];
     if (!a || !a.yes) continue;
     if (q.dataset.effect === "avoid") for (const region of a.regions || []) out.push({ condition: id, region });
@@ -35,32 +44,39 @@ function findings() {
   return out;
 }
 
+/** @param {string} section */
 function show(section) {
   for (const id of ["intro", "questions", "checking", "result"]) $(id).hidden = id !== section;
 }
 
+/**
+ * @param {number} i
+ * @param {{focus?: boolean}} [options]
+ */
 function showQuestion(i, { focus = true } = {}) {
   index = i;
   save();
   show("questions");
   questions.forEach((q, n) => (q.hidden = n !== i));
   const q = questions[i];
-  const a = answers[q.dataset.condition];
+  const a = answers[/** @type {string} */ (q.dataset.condition)];
+  // Every question has its heading.
+  const heading = /** @type {HTMLElement} */ (q.querySelector("h2"));
   $("progress-text").textContent = `${i + 1} of ${total}`;
   $("progress-fill").style.width = `${((i + 1) / total) * 100}%`;
   $("yes").setAttribute("aria-pressed", String(Boolean(a && a.yes)));
   $("no").setAttribute("aria-pressed", String(Boolean(a && !a.yes)));
-  $("yes").setAttribute("aria-describedby", q.querySelector("h2").id);
-  $("no").setAttribute("aria-describedby", q.querySelector("h2").id);
+  $("yes").setAttribute("aria-describedby", heading.id);
+  $("no").setAttribute("aria-describedby", heading.id);
   $("back").hidden = false;
   $("area").hidden = true;
   $("area-error").textContent = "";
-  if (focus) q.querySelector("h2").focus();
+  if (focus) heading.focus();
 }
 
 function askArea() {
   const q = questions[index];
-  const chosen = (answers[q.dataset.condition] || {}).regions || [];
+  const chosen = (answers[/** @type {string} */ (q.dataset.condition)] || {}).regions || [];
   for (const box of boxes) box.checked = chosen.includes(box.value);
   syncMap();
   $("area-title").textContent = `${q.dataset.label}: which area? Tap every one it affects.`;
@@ -72,9 +88,10 @@ function syncMap() {
   for (const box of boxes) setPressed(map, box.value, box.checked, 0.7);
 }
 
+/** @param {boolean} yes */
 function answer(yes) {
   const q = questions[index];
-  const id = q.dataset.condition;
+  const id = /** @type {string} */ (q.dataset.condition);
   const before = answers[id] || {};
   answers[id] = { yes, regions: yes ? before.regions || [] : [] };
   save();
@@ -99,13 +116,14 @@ async function check() {
   try {
     verdict = await postJSON("/api/v1/safety", body);
   } catch (error) {
-    showError(error.message);
+    showError(/** @type {Error} */ (error).message);
     return;
   }
   save({ findings: body.findings, verdict, done: true });
   showResult(verdict);
 }
 
+/** @param {string} message */
 function showError(message) {
   const result = clear($("result"));
   result.append(
@@ -116,8 +134,10 @@ function showError(message) {
   focusHeading(result);
 }
 
+/** @param {any} verdict the answer of POST /api/v1/safety */
 function showResult(verdict) {
   const result = clear($("result"));
+  /** @type {(Reason & {effect?: string})[]} */
   const reasons = verdict.reasons || [];
   if (verdict.verdict === "stop") {
     const stops = reasons.filter((r) => /^Stops/.test(r.change || "") || r.effect === "stop");
@@ -199,7 +219,7 @@ $("area-next").addEventListener("click", () => {
     $("area-error").textContent = "Choose at least one area, or go Back and answer No.";
     return;
   }
-  answers[questions[index].dataset.condition] = { yes: true, regions };
+  answers[/** @type {string} */ (questions[index].dataset.condition)] = { yes: true, regions };
   save();
   advance();
 });
@@ -207,7 +227,7 @@ $("area-next").addEventListener("click", () => {
 // Y and N answer the question on screen.
 document.addEventListener("keydown", (event) => {
   if ($("questions").hidden || !$("area").hidden || event.altKey || event.ctrlKey || event.metaKey) return;
-  if (event.target.closest("input, textarea, select")) return;
+  if (/** @type {Element} */ (event.target).closest("input, textarea, select")) return;
   if (event.key === "y" || event.key === "Y") answer(true);
   else if (event.key === "n" || event.key === "N") answer(false);
 });
