@@ -16,6 +16,8 @@ from backrub.core.errors import BackrubError, SafetyStop
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from backrub.core.catalogue import Catalogue
+
 EXIT_BAD_INPUT = 2
 EXIT_STOP = 3
 
@@ -30,6 +32,9 @@ HasOpt = Annotated[
 ]
 NoneOpt = Annotated[bool, typer.Option("--none", help="None of the conditions apply.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+# The guide's usual session length (data/guide.toml `default_minutes`; a test keeps the two
+# equal): the commands are defined before the catalogue is loaded.
+DEFAULT_MINUTES = "20"
 # The options that describe a session, shared by `plan` and `start`. Minutes is text so that a
 # bad value gets backrub's own sentence ("minutes must be 15 to 60"), not Click's.
 MinutesOpt = Annotated[str, typer.Option(help="Session length in minutes.", metavar="15-60")]
@@ -44,6 +49,12 @@ FocusOpt = Annotated[
 ]
 PressureOpt = Annotated[str, typer.Option(help="Highest pressure: light, medium, firm or deep.")]
 OilOpt = Annotated[bool, typer.Option(help="Massage oil or lotion at hand.")]
+
+
+def catalogue_of(ctx: typer.Context) -> "Catalogue":
+    """The catalogue `make_app` hands every command (the context's object)."""
+    catalogue: Catalogue = ctx.obj
+    return catalogue
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

@@ -1,4 +1,5 @@
-"""Rich renderings of verdicts, plans and the technique library, for a person at a terminal."""
+"""Rich renderings of verdicts, plans, the technique library and the history, for a person at a
+terminal."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from backrub.core.insights import sparkline
 from backrub.core.models import PRESSURE_WORDS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import RenderableType
 
     from backrub.core.catalogue import Catalogue
-    from backrub.core.models import Plan, Technique, Verdict
+    from backrub.core.insights import Stats
+    from backrub.core.models import Plan, SessionRecord, Technique, Verdict
 
 PHASE_STYLE = {"warm-up": "yellow", "strokes": "cyan", "focus": "magenta", "finish": "green"}
 VERDICT_STYLE = {"clear": "green", "caution": "yellow", "stop": "red"}
@@ -162,3 +167,55 @@ def card(catalogue: Catalogue, t: Technique) -> RenderableType:
     lines += [Text(f" • {m}") for m in t.mistakes]
     lines.append(Text(f"⚠ {t.warning}", style="yellow"))
     return Panel(Group(*lines), title=f"{t.name}  [{t.id}]", expand=False)
+
+
+def history(catalogue: Catalogue, records: Sequence[SessionRecord]) -> RenderableType:
+    table = Table(header_style="bold", box=None, padding=(0, 1))
+    for column in ("when", "mode", "minutes", "tension", "focus", ""):
+        table.add_column(column)
+    for r in records:
+        when = r.started_at.astimezone().strftime("%a %d %b %Y %H:%M")
+        tension = f"{_num(r.tension_before)} → {_num(r.tension_after)}"
+        focus = ", ".join(catalogue.regions[f.region].name for f in r.focus) or "guide's default"
+        status = {"active": "unfinished", "stopped": "stopped early", "finished": ""}[r.status]
+        done = f"{r.seconds_done // 60}:{r.seconds_done % 60:02d} of {r.minutes_planned}:00"
+        table.add_row(when, r.mode, done, tension, focus, status)
+    return table
+
+
+def _num(value: int | None) -> str:
+    return "–" if value is None else str(value)
+
+
+def stats_lines(result: Stats) -> str:
+    """Sessions, the trend, the streak and the next session, as plain lines."""
+    lines = [f"Sessions: {result.sessions}"]
+    lines.append(
+        "Per month: " + ", ".join(f"{month} ({count})" for month, count in result.per_month)
+    )
+    if result.average_drop is not None:
+        lines.append(f"Tension eases by {result.average_drop:.1f} points on average.")
+    before = sparkline([p.before for p in result.trend])
+    after = sparkline([p.after for p in result.trend])
+    lines.append(f"Before  {before}\nAfter   {after}   ({result.trend_direction})")
+    lines.append(
+        f"Streak: {result.streak_weeks} week(s) in a row (longest {result.longest_streak_weeks})."
+    )
+    if result.next_session:
+        lines.append(
+            f"Next session: around {result.next_session:%a %d %b} "
+            f"(every {result.interval_days} days suits you now)."
+        )
+    lines.append(result.message)
+    return "\n".join(lines)
+
+
+def what_helps(catalogue: Catalogue, result: Stats) -> RenderableType:
+    table = Table(title="What helps", header_style="bold", box=None, padding=(0, 1))
+    table.add_column("focus region")
+    table.add_column("sessions", justify="right")
+    table.add_column("average drop", justify="right")
+    for effect in result.regions:
+        name = catalogue.regions[effect.region].name
+        table.add_row(name, str(effect.sessions), f"{effect.average_drop:.1f}")
+    return table

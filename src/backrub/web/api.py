@@ -1,7 +1,8 @@
 """The JSON API under /api/v1 that the pages use (docs/web.md is the contract).
 
-Thin: each route validates its input (schemas.py), calls a service (sessions.py, history.py) or
-the core, and answers with plain data. Errors are turned into sentences by errors.py.
+Thin: each route validates its input (schemas.py), turns it into core values (inputs.py), calls
+the service (backrub.service; the player's events: sessions.py), and answers with plain data.
+Errors are turned into sentences by errors.py.
 
 No `from __future__ import annotations` here: FastAPI reads the route annotations at run time.
 """
@@ -12,9 +13,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from backrub import service
 from backrub.core.export import plan_as_dict, record_as_dict, verdict_as_dict
 from backrub.web import history, sessions
-from backrub.web.deps import CatalogueDep, EventQuotaDep, RuntimeDep, StoreDep, UserDep
+from backrub.web.deps import (
+    CatalogueDep,
+    EventQuotaDep,
+    RuntimeDep,
+    SessionQuotaDep,
+    StoreDep,
+    UserDep,
+)
+from backrub.web.inputs import findings, plan_request
 from backrub.web.schemas import (
     Deleted,
     ErrorOut,
@@ -31,6 +41,7 @@ from backrub.web.schemas import (
     StopOut,
     VerdictOut,
 )
+from backrub.web.views import session_view
 
 PREFIX = "/api/v1"
 JSON = "application/json"
@@ -46,6 +57,9 @@ COMMON: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix=PREFIX, responses=COMMON)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such session for this profile"}
+}
+NEW_SESSIONS: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorOut, "description": "Too many new sessions for one person (accounts on)"}
 }
 TOO_MANY: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorOut, "description": "Too many events for one person (accounts on)"}
@@ -72,32 +86,46 @@ async def get_catalogue(rt: RuntimeDep) -> Response:
 @router.post("/safety", response_model=VerdictOut)
 async def check_safety(body: SafetyBody, catalogue: CatalogueDep) -> dict[str, Any]:
     """The verdict on what applies: clear, caution (what changes) or stop (why)."""
-    return verdict_as_dict(sessions.verdict_for(catalogue, body.findings))
+    return verdict_as_dict(service.verdict_for(catalogue, findings(catalogue, body.findings)))
 
 
 @router.post("/plans", response_model=dict[str, Any], responses=STOPPED)
 def make_plan(body: PlanBody, catalogue: CatalogueDep, store: StoreDep) -> dict[str, Any]:
     """The plan a session would follow (as `backrub plan --json`); none for a stop verdict."""
-    plan, _ = sessions.make_plan(catalogue, store, body)
+    plan, _ = service.plan(catalogue, store, plan_request(body), findings(catalogue, body.findings))
     return plan_as_dict(catalogue, plan)
 
 
-@router.post("/sessions", status_code=201, response_model=SessionView, responses=STOPPED)
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=SessionView,
+    responses={**STOPPED, **NEW_SESSIONS},
+    dependencies=[SessionQuotaDep],
+)
 def create_session(body: SessionBody, catalogue: CatalogueDep, store: StoreDep) -> dict[str, Any]:
     """Plan and save a new session, ready to play; refused for a stop verdict."""
-    return sessions.view(sessions.create(catalogue, store, body, now=_now()))
+    live = service.start(
+        catalogue,
+        store,
+        plan_request(body),
+        findings(catalogue, body.findings),
+        tension_before=body.tension_before,
+        now=_now(),
+    )
+    return session_view(live)
 
 
 @router.get("/sessions", response_model=SessionList)
 def list_sessions(store: StoreDep) -> dict[str, Any]:
     """Every session of this profile, newest first."""
-    return {"sessions": [record_as_dict(r) for r in store.sessions(newest_first=True)]}
+    return {"sessions": [record_as_dict(r) for r in service.history(store)]}
 
 
 @router.get("/sessions/{session_id}", response_model=SessionView, responses=NOT_FOUND)
 def get_session(session_id: str, catalogue: CatalogueDep, store: StoreDep) -> dict[str, Any]:
     """A session as the player resumes it: where it was, paused."""
-    return sessions.view(sessions.load(catalogue, store, session_id))
+    return session_view(service.load(catalogue, store, session_id))
 
 
 @router.post(
@@ -114,8 +142,8 @@ def post_event(
     timeline (`EventAnswer`), as does an event not newer than the saved state, which is ignored
     (`accepted: false`)."""
     outcome = sessions.apply_event(catalogue, store, session_id, body)
-    # Serialised here: FastAPI's check of a whole session against the model cost more than the
-    # event itself. The model still describes the answer (OpenAPI); tests check answers by it.
+    # The models describe the answer (OpenAPI) and tests check answers by them; the answer is
+    # sent as made, not filtered through them again.
     return Response(sessions.answer_json(outcome), media_type=JSON)
 
 
@@ -128,7 +156,17 @@ def finish_session(
     session_id: str, body: FinishBody, catalogue: CatalogueDep, store: StoreDep
 ) -> dict[str, Any]:
     """End the session, finished or stopped early, with the tension after."""
-    return sessions.view(sessions.finish(catalogue, store, session_id, body, now=_now()))
+    live = service.finish(
+        catalogue,
+        store,
+        session_id,
+        active=body.active,
+        stopped=body.stopped,
+        tension_after=body.tension_after,
+        note=body.note,
+        now=_now(),
+    )
+    return session_view(live)
 
 
 @router.get("/stats", response_model=dict[str, Any])
@@ -141,7 +179,7 @@ def get_stats(store: StoreDep) -> dict[str, Any]:
 def export_data(store: StoreDep, rt: RuntimeDep, user: UserDep) -> Response:
     """Everything stored about this profile, as `backrub export` writes it; with accounts on,
     the account too (`account`)."""
-    data = store.export()
+    data = service.export(store)
     if user is not None:
         data["account"] = rt.account_service().export(user)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -155,14 +193,14 @@ def export_data(store: StoreDep, rt: RuntimeDep, user: UserDep) -> Response:
 @router.delete("/sessions/{session_id}", status_code=204, responses=NOT_FOUND)
 def delete_session(session_id: str, store: StoreDep) -> Response:
     """Delete one session and everything about it."""
-    store.delete(session_id)
+    service.delete(store, session_id)
     return Response(status_code=204)
 
 
 @router.delete("/data", response_model=Deleted)
 def delete_data(store: StoreDep) -> dict[str, Any]:
     """Delete every session of this profile and everything about them."""
-    return {"deleted": store.forget()}
+    return {"deleted": service.forget(store)}
 
 
 @router.get("/reminders.ics", responses={200: {"content": {"text/calendar": {}}}})

@@ -34,11 +34,12 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 from starlette.background import BackgroundTask
 
+from backrub import service
 from backrub.core import engine
 from backrub.core.models import PRESSURE_WORDS
-from backrub.web import sessions
 from backrub.web.api import COMMON, NOT_FOUND, PREFIX, STOPPED
 from backrub.web.deps import CatalogueDep, RuntimeDep, StoreDep
+from backrub.web.inputs import findings, plan_request
 from backrub.web.ratelimit import TRACKS_PER_HOUR
 from backrub.web.schemas import Body, ErrorOut, PlanBody
 
@@ -138,7 +139,7 @@ def feedback_sentence(catalogue: "Catalogue", text: str) -> bool:
     )
 
 
-def may_say(catalogue: "Catalogue", live: sessions.Live, text: str) -> bool:
+def may_say(catalogue: "Catalogue", live: service.Live, text: str) -> bool:
     if text in FIXED_PHRASES or feedback_sentence(catalogue, text):
         return True
     return any(cue.text == text for cue in engine.schedule(live.state))
@@ -207,7 +208,7 @@ def post_voice(
     """One phrase the player would say in this session, in backrub's voice (Ogg Vorbis): for
     browsers without a speech-synthesis voice. Only the session's own words; others are 404.
     A POST, so the words (a tender spot, say) stay out of addresses and logs, and are not cached."""
-    live = sessions.load(rt.catalogue, store, session_id)
+    live = service.load(rt.catalogue, store, session_id)
     if not may_say(rt.catalogue, live, body.text):
         # 422, not 404: the session is there; the text is what is not allowed.
         raise HTTPException(422, NO_SUCH_TEXT)
@@ -275,7 +276,7 @@ def post_audio(
     """The plan (as `POST /plans` makes it) rendered into a guided audio track — each cue spoken
     at its moment, a chime at each step, a soft ambient bed — as a download; none for a stop
     verdict. One track is prepared at a time: another request meanwhile is 503."""
-    planned = sessions.make_plan(catalogue, store, body)
+    planned = service.plan(catalogue, store, plan_request(body), findings(catalogue, body.findings))
     # Hosted: a few tracks an hour for each person, so no one keeps the one render slot.
     if rt.accounts and not rt.audio_limit.allow(store.owner):
         raise HTTPException(

@@ -1,0 +1,66 @@
+"""This computer's side of the CLI: the local profile's store, and files written whole.
+
+The store (SQLAlchemy) is imported only when a command opens it, so `backrub plan` on a first
+run loads no database code.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from backrub.cli.common import fail
+from backrub.config import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from backrub.store import SessionStore
+
+# The SQLite file `store.engine.database_url` uses when no database URL is set.
+SQLITE_FILE = "backrub.db"
+
+
+@contextmanager
+def local_store() -> Iterator[SessionStore]:
+    """The local profile's store, its database connections closed when the block ends."""
+    from backrub.store import open_store
+
+    store = open_store(Settings.from_env())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def history_store() -> Iterator[SessionStore | None]:
+    """The local store to learn from, or None when there is no database yet (a first run):
+    planning then creates nothing."""
+    settings = Settings.from_env()
+    if settings.database_url is None and not (settings.data_dir / SQLITE_FILE).is_file():
+        yield None
+        return
+    with local_store() as store:
+        yield store
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write all or nothing: a half-written file is never left behind."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    try:
+        folder = path.resolve().parent
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+    except OSError as error:
+        fail(f"Cannot write {path}: {error.strerror or error}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        fail(f"Cannot write {path}: {error.strerror or error}.")
