@@ -39,7 +39,6 @@ bench: $(STAMP)
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/cue_timing.py
 	$(BIN)/python bench/stats_scale.py
-	$(BIN)/python bench/web_api.py
 	$(BIN)/python bench/page_weight.py
 	$(BIN)/python bench/audio_render.py
 	$(BIN)/python bench/crash_safety.py

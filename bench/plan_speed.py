@@ -6,7 +6,7 @@ a plan in under 1 ms.
 
 Also the re-plan a partner's "softer" or "firmer" makes of the rest of the session
 (`engine.feedback` on the first step, the words alternating so that each one changes the steps),
-against the same baseline: the web app makes one at every feedback (bench/web_api.py).
+against the same baseline: the web app makes one at every feedback (bench/load.py).
 
     python bench/plan_speed.py [--seconds S]
 """

@@ -1,7 +1,7 @@
-"""What the reliability benchmarks share (crash_safety, concurrency, load): the session they
-create, `backrub serve --workers N` in a process group of its own, a PostgreSQL database of the
-run's own, and the CPU time of a server's processes (web_api too). Imported by the scripts
-beside it (`python bench/x.py` puts bench/ on the path)."""
+"""What the serving benchmarks share (crash_safety, concurrency, load): the session they create,
+`backrub serve --workers N` in a process group of its own, a PostgreSQL database of the run's
+own, and the CPU time of chosen processes. Imported by the scripts beside it (`python bench/x.py`
+puts bench/ on the path)."""
 
 from __future__ import annotations
 
