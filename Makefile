@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?= serve
 
-.PHONY: run test lint types unit bench docs clean
+.PHONY: run test lint types js unit bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,22 @@ unit: $(STAMP)
 	./scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
-test: lint types unit
+# The front end: TypeScript over its JSDoc, and node --test over its pure modules. npm ci runs
+# when node_modules is missing or older than the lockfile.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	./scripts/ensure-node
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+js: $(NODE_STAMP)
+	./scripts/ensure-node
+	npx tsc --noEmit -p .
+	npx tsc --noEmit -p tsconfig.sw.json
+	node --test tests/js/*.test.mjs
+
+test: lint types js unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/plan_speed.py
@@ -46,7 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis node_modules
 
 docs: $(STAMP)
 	$(BIN)/cog -r docs/cli.md

@@ -1,3 +1,4 @@
+// @ts-check
 // backrub's service worker: the app shell and the session player keep working without the
 // network. Pages and static files: network first, the cached copy when offline (every page a
 // person has opened once, and the shell below from the start). The session player's GET of its
@@ -9,6 +10,10 @@
 // or resume) is written into it. Finishing or deleting a session,
 // deleting everything or signing out removes it (and the events kept for it).
 // Served at /sw.js so its scope is the whole app.
+
+// `self`, typed as what it is here (the worker lib types it as any worker's scope).
+/** @type {ServiceWorkerGlobalScope} */
+const worker = /** @type {any} */ (self);
 
 const CACHE = "backrub-v7";
 const SHELL = [
@@ -47,34 +52,39 @@ const SHELL = [
   "/api/v1/catalogue",
 ];
 
-self.addEventListener("install", (event) => {
+worker.addEventListener("install", (event) => {
   event.waitUntil(
     caches
       .open(CACHE)
       // One by one: a file that fails to load (a slow start, a moved file) leaves the others cached.
       .then((cache) => Promise.allSettled(SHELL.map((path) => cache.add(path))))
       .catch(() => {})
-      .then(() => self.skipWaiting()),
+      .then(() => worker.skipWaiting()),
   );
 });
 
-self.addEventListener("activate", (event) => {
+worker.addEventListener("activate", (event) => {
   event.waitUntil(
     caches
       .keys()
       .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
-      .then(() => self.clients.claim()),
+      .then(() => worker.clients.claim()),
   );
 });
 
+/**
+ * @param {URL} url
+ * @param {Request} request
+ */
 function cacheable(url, request) {
-  if (url.origin !== self.location.origin || request.method !== "GET") return false;
+  if (url.origin !== worker.location.origin || request.method !== "GET") return false;
   if (url.pathname.startsWith("/api/")) {
     return url.pathname === "/api/v1/catalogue" || /^\/api\/v1\/sessions\/[^/]+$/.test(url.pathname);
   }
   return true;
 }
 
+/** @param {Request} request */
 async function networkFirst(request) {
   const cache = await caches.open(CACHE);
   try {
@@ -88,16 +98,22 @@ async function networkFirst(request) {
   }
 }
 
+/** @param {string} sessionPath /api/v1/sessions/{id} */
 function sessionKey(sessionPath) {
-  return new Request(new URL(sessionPath, self.location.origin));
+  return new Request(new URL(sessionPath, worker.location.origin));
 }
 
+/** @param {any} view a session as GET /api/v1/sessions/{id} answers */
 function seqOf(view) {
   return Number(view && view.state && view.state.seq) || 0;
 }
 
 // The cached session with a small answer's saved position written in (null when there is no
 // whole session to write it into, or the answer is not one).
+/**
+ * @param {any} view
+ * @param {any} answer
+ */
 function withSaved(view, answer) {
   if (!view || !view.state || !answer || !Number.isInteger(answer.seq)) return null;
   const state = { ...view.state, seq: answer.seq, active: answer.active, started: true };
@@ -110,6 +126,11 @@ function withSaved(view, answer) {
 // steps and durations (the cached ones were made for the timeline before, so they go). An
 // accepted event's answer has only the fields of the steps it changed: they go onto the cached steps, which
 // must be those of the state they were changed from (`applied_to`) — undefined when they are not.
+/**
+ * @param {any} before
+ * @param {any} answer
+ * @returns {any}
+ */
 function withAnswer(before, answer) {
   const kept = { ...(before || {}), ...answer };
   delete kept.changed_steps;
@@ -124,6 +145,7 @@ function withAnswer(before, answer) {
   return kept;
 }
 
+/** @param {string} sessionPath */
 async function freshSession(sessionPath) {
   try {
     const response = await fetch(sessionKey(sessionPath), { credentials: "same-origin" });
@@ -134,7 +156,13 @@ async function freshSession(sessionPath) {
 }
 
 // One change to the cached sessions at a time: two answers read and replace in turn.
+/** @type {Promise<unknown>} */
 let keeping = Promise.resolve();
+/**
+ * @template T
+ * @param {() => Promise<T>} work
+ * @returns {Promise<T>}
+ */
 function inTurn(work) {
   const next = keeping.then(work, work);
   keeping = next.catch(() => {});
@@ -147,6 +175,10 @@ function inTurn(work) {
 // event only once the cached copy has it. A progress save, pause or resume answers only with
 // what it saved (seq, active time, cues given; the timeline did not change): that goes into the
 // cached session, never in its place.
+/**
+ * @param {Request} request
+ * @param {string} sessionPath
+ */
 async function keepEventAnswer(request, sessionPath) {
   const response = await fetch(request);
   if (!response.ok) return response;
@@ -167,6 +199,10 @@ async function keepEventAnswer(request, sessionPath) {
 
 // The events kept for a session (outbox.js: IndexedDB "backrub", store "outbox", keyed by the
 // session's id), or all of them.
+/**
+ * @param {string | null} sessionId
+ * @returns {Promise<void>}
+ */
 function forgetKept(sessionId) {
   return new Promise((resolve) => {
     if (sessionId === null) {
@@ -191,6 +227,10 @@ function forgetKept(sessionId) {
 
 // Finishing a session, deleting it, deleting everything, signing out: once the server has done
 // it, the copies here go too (the cached session holds tension scores; kept events, positions).
+/**
+ * @param {Request} request
+ * @param {string | null} sessionPath
+ */
 async function thenForget(request, sessionPath) {
   const response = await fetch(request);
   if (response.ok) {
@@ -204,16 +244,16 @@ async function thenForget(request, sessionPath) {
         await cache.delete(sessionKey(sessionPath), { ignoreVary: true });
       }
     }).catch(() => {});
-    const id = sessionPath === null ? null : decodeURIComponent(sessionPath.split("/").pop());
+    const id = sessionPath === null ? null : decodeURIComponent(/** @type {string} */ (sessionPath.split("/").pop()));
     await forgetKept(id).catch(() => {});
   }
   return response;
 }
 
-self.addEventListener("fetch", (event) => {
+worker.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);
-  if (url.origin !== self.location.origin) return;
+  if (url.origin !== worker.location.origin) return;
   const events = /^(\/api\/v1\/sessions\/[^/]+)\/events$/.exec(url.pathname);
   if (events && request.method === "POST") {
     event.respondWith(keepEventAnswer(request, events[1]));
