@@ -72,7 +72,7 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ("/api/v1/sessions/{id}/finish", with_(FINISH, note="x" * 2001), 422,
      "note must be at most 2000 characters."),
     ("/api/v1/sessions/{id}/finish", with_(FINISH, note="a\x00b"), 422,
-     'note must be plain text (got "a\\u0000b").'),
+     "note must be plain text, without NUL characters (\\u0000)."),
     ("/api/v1/plans", {"focus": [{"region": f"r{i}", "tension": 1} for i in range(21)]}, 422,
      "focus may hold at most 20 items."),
     # unknown ids and values

@@ -59,6 +59,8 @@ class AccountStore:
         return user
 
     def user_by_email(self, email: str) -> User | None:
+        if "\x00" in email:
+            return None  # no address holds one, and PostgreSQL would refuse to look
         return self._user(UserRow.email == email)
 
     def user_by_id(self, user_id: str) -> User | None:

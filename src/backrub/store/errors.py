@@ -18,4 +18,12 @@ class NoSuchSession(StoreError):
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        super().__init__(f"No session {session_id!r} is stored; check the id against your history.")
+        super().__init__(
+            f"No session {quoted(session_id)} is stored; check the id against your history."
+        )
+
+
+def quoted(value: str, longest: int = 40) -> str:
+    """`value` quoted for a sentence, cut to `longest` characters: an id may come from an
+    address, which may be of any length."""
+    return repr(value if len(value) <= longest else value[:longest] + "…")

@@ -57,9 +57,20 @@ def tension(name: str, value: object) -> int | None:
 def text(name: str, value: object, *, longest: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise StoreError(f"{name} must be some text (got {value!r}).")
-    if len(value) > longest or "\x00" in value:
-        raise StoreError(f"{name} must be at most {longest} plain characters.")
+    if len(value) > longest:
+        raise StoreError(f"{name} must be at most {longest} characters.")
+    if "\x00" in value or (not value.isascii() and not _encodes(value)):
+        # Neither database keeps a NUL or a lone surrogate (an undecodable byte of a command line).
+        raise StoreError(f"{name} must be plain text, without NUL characters or lone surrogates.")
     return value
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def note(value: object) -> str | None:

@@ -38,7 +38,9 @@ FAILURE_WINDOW = timedelta(hours=1)
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
 EMAIL_MAX = 254
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# No spaces or control characters (PostgreSQL refuses NUL; the others no address has).
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+_EMAIL = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
 _HASHER = PasswordHasher()
 # Each hash or check takes 64 MiB for a moment: at most this many at once in a process, so a
 # burst of sign-ins waits its turn instead of exhausting memory (the thread pool has 40 threads).

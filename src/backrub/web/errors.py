@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
 from backrub.core.errors import BackrubError, BadInput, SafetyStop
 from backrub.core.export import verdict_as_dict
@@ -32,7 +32,7 @@ from backrub.web.schemas import Sentence
 from backrub.web.security import API_PREFIX, SERVER_FAULT, secured
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from fastapi import FastAPI
     from starlette.requests import Request
@@ -64,6 +64,7 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
     """Register the handlers on `app`."""
 
     def answer(request: Request, status: int, sentence: str, **extra: Any) -> Response:
+        sentence = printable(sentence)
         if is_api(request):
             return JSONResponse({"error": sentence, **extra}, status)
         return render_page(request, status, sentence)
@@ -115,7 +116,7 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
             response = JSONResponse({"error": SERVER_FAULT}, 500)
         else:
             response = bare_page(request, 500, SERVER_FAULT)
-        return secured(response, request.url.path)
+        return secured(response, request.url.path, https=request.url.scheme == "https")
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(BackrubError, on_backrub)
@@ -126,11 +127,28 @@ def install(app: FastAPI, render_page: PageRenderer, bare_page: PageRenderer) ->
 
 def allowed_methods(request: Request) -> list[str]:
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _routes(request.app.router.routes):
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
             methods.update(getattr(route, "methods", None) or ())
     return sorted(methods)
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, those of included routers too: FastAPI keeps an included router as one
+    entry whose own match names no methods. (app.py includes them without a prefix.)"""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _routes(included.routes)
+        else:
+            yield route
+
+
+def printable(text: str) -> str:
+    """`text` with any lone surrogate written as its escape: a sentence may quote what was
+    sent, and an answer must still be UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def is_api(request: Request) -> bool:

@@ -42,10 +42,44 @@ def _time_of_day(value: str) -> str:
     return value.strip()
 
 
-def _plain_text(value: str | None) -> str | None:
-    if value is not None and "\x00" in value:
-        raise ValueError("must be plain text")
-    return value
+def _invalid_text(value: Any, path: tuple[str | int, ...]) -> str | None:
+    """A sentence for the first text in a JSON value that no database keeps — a NUL character,
+    or half of a UTF-16 surrogate pair alone (`"\\ud800"`) — naming where it is, never what it
+    says."""
+    if isinstance(value, str):
+        where = _where(path)
+        if "\x00" in value:
+            return f"{where} must be plain text, without NUL characters (\\u0000)."
+        if not value.isascii() and not _encodes(value):
+            return f"{where} must be valid Unicode text, without lone surrogates (\\ud800)."
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and ("\x00" in key or not _encodes(key)):
+                return f"{_where(path)} has a field name that is not valid text."
+            problem = _invalid_text(item, (*path, key))
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = _invalid_text(item, (*path, index))
+            if problem is not None:
+                return problem
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "The request body"
 
 
 Tension = Annotated[int, Field(ge=0, le=10)]
@@ -63,6 +97,15 @@ Every = Literal["auto", "weekly", "fortnightly", "monthly"]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_valid_text(cls, data: Any) -> Any:
+        # Before any field is read, so the sentence never quotes the text (a password, a note).
+        problem = _invalid_text(data, ())
+        if problem is not None:
+            raise Sentence(problem)
+        return data
 
 
 # ---- requests -------------------------------------------------------------------------------
@@ -119,7 +162,7 @@ class EventBody(Body):
 class FinishBody(Body):
     active: Active
     tension_after: Tension
-    note: Annotated[str | None, Field(max_length=NOTE_MAX), AfterValidator(_plain_text)] = None
+    note: Annotated[str | None, Field(max_length=NOTE_MAX)] = None
     # True when the session ends before its time is up.
     stopped: bool
 

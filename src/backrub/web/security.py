@@ -7,8 +7,14 @@
 - **CSRF**: a state-changing request must echo the `backrub_csrf` cookie in `X-CSRF-Token`
   (double submit; the cookie is `SameSite=Strict`; with accounts on it is
   `__Host-backrub_csrf`, Secure), and an `Origin`, when sent, must be ours.
+- **Addresses**: a path with a control character (NUL above all: PostgreSQL refuses it) or a
+  query with a NUL names nothing here; refused with a sentence before any route reads it.
 - **Headers**: a strict Content-Security-Policy (no inline scripts or styles), `nosniff`,
-  no referrer; API answers are health data, so they are never cached.
+  no referrer; API answers are health data and pages show whose account it is, so neither is
+  ever cached (the service worker keeps its own copy for offline use); over HTTPS,
+  `Strict-Transport-Security`.
+- **Crashes** are logged as their types and where they happened, never their messages: those
+  may quote what a person sent (a note, a password, a query's parameters).
 
 A plain ASGI middleware rather than `BaseHTTPMiddleware`: it adds nothing per request but the
 checks themselves (the player's API calls are measured in bench/).
@@ -19,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import traceback
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
@@ -52,12 +59,19 @@ SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
 )
+# A year; browsers then open this server by https only, even when told http.
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+# C0 controls and DEL: no route's path holds one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # secrets.token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 FOREIGN_HOST = "This server answers only to {hosts}; open it by one of those addresses."
 NO_HOST = "The request must name this server in a Host header."
 TOO_LARGE = "The request body is too large: at most {kib} KiB."
+CONTROL_IN_ADDRESS = (
+    "The address holds a control character (such as NUL, %00), which no address here has."
+)
 FOREIGN_ORIGIN = "Requests from another site are refused; use backrub's own pages."
 UNSIGNED = (
     "The request lacks the page's CSRF token (the X-CSRF-Token header must equal the "
@@ -80,25 +94,54 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 def with_security_headers(
-    headers: Iterable[tuple[bytes, bytes]], path: str
+    headers: Iterable[tuple[bytes, bytes]], path: str, *, https: bool = False
 ) -> list[tuple[bytes, bytes]]:
-    """An answer's raw headers with ours, in place of any of the same name it set; and
-    `Cache-Control: no-store` on the API's answers that say nothing of caching."""
+    """An answer's raw headers with ours, in place of any of the same name it set;
+    `Cache-Control: no-store` on the API's answers and the pages that say nothing of caching;
+    and, served over HTTPS, `Strict-Transport-Security`."""
     raw = list(headers)
     names = {name.lower() for name, _ in raw}
     if not names.isdisjoint(_RAW_NAMES):
         raw = [(name, value) for name, value in raw if name.lower() not in _RAW_NAMES]
     raw += _RAW_HEADERS
-    if path.startswith(API_PREFIX) and b"cache-control" not in names:
+    if b"cache-control" not in names and (path.startswith(API_PREFIX) or _is_page(raw)):
         raw.append(_NO_STORE)
+    if https and HSTS[0] not in names:
+        raw.append(HSTS)
     return raw
 
 
-def secured(response: Response, path: str) -> Response:
+def _is_page(raw: list[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in raw
+    )
+
+
+def secured(response: Response, path: str, *, https: bool = False) -> Response:
     """The same headers on a response made outside the middleware (a server error)."""
     # In place: the response's `headers` view is over this very list.
-    response.raw_headers[:] = with_security_headers(response.raw_headers, path)
+    response.raw_headers[:] = with_security_headers(response.raw_headers, path, https=https)
     return response
+
+
+def redacted(error: BaseException) -> str:
+    """A crash as Python would print it, but for the exceptions' messages: each exception's
+    type and the lines it went through, the cause first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    lines: list[str] = []
+    for exc in reversed(chain):
+        lines.append("Traceback (most recent call last):")
+        for frame in traceback.extract_tb(exc.__traceback__):
+            lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}')
+            if frame.line:
+                lines.append(f"    {frame.line}")
+        kind = type(exc)
+        lines.append(f"{kind.__module__}.{kind.__qualname__} (its message is not logged)")
+    return "\n".join(lines)
 
 
 def host_name(header: str) -> str | None:
@@ -137,13 +180,16 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        https = scope.get("scheme") == "https"
         started = False
 
         async def send_secured(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = with_security_headers(message.get("headers", ()), path)
+                message["headers"] = with_security_headers(
+                    message.get("headers", ()), path, https=https
+                )
             await send(message)
 
         try:
@@ -153,14 +199,15 @@ class SecurityMiddleware:
                 await JSONResponse({"error": sentence}, status)(scope, receive, send_secured)
                 return
             await self.app(scope, receive, send_secured)
-        except Exception:
-            # Outermost, outside the framework's own error handling (app.py, BackrubApp): a
-            # fault nothing inside answered still gets a JSON sentence with these headers.
-            if started:
-                raise  # answered already (the framework answers, then raises for the log)
-            LOG.exception("A request failed before anything answered it")
-            fault = JSONResponse({"error": SERVER_FAULT}, 500)
-            await fault(scope, receive, send_secured)
+        except Exception as error:
+            # Outermost, outside the framework's own error handling (app.py, BackrubApp): the
+            # one place a crash is logged, without what was sent; a fault nothing inside
+            # answered still gets a JSON sentence with these headers.
+            route = getattr(scope.get("route"), "path", "an unknown route")
+            LOG.error("A request to %s failed:\n%s", route, redacted(error))
+            if not started:
+                fault = JSONResponse({"error": SERVER_FAULT}, 500)
+                await fault(scope, receive, send_secured)
 
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
@@ -170,6 +217,9 @@ class SecurityMiddleware:
             return 400, FOREIGN_HOST.format(hosts=self.hosts_text)
         if host is None or name is None:
             return 400, NO_HOST
+        query: bytes = scope.get("query_string", b"")
+        if _CONTROL.search(scope["path"]) or b"%00" in query or b"\x00" in query:
+            return 400, CONTROL_IN_ADDRESS
         if scope["method"] in SAFE_METHODS:
             return None
         origin = headers.get("origin")
