@@ -112,6 +112,8 @@ def read_backup(stream: IO[bytes]) -> Iterator[tuple[Table, dict[str, Any]]]:
             if older and kind.table.name == SessionRow.__tablename__:
                 row = session_from_0002(row)
             values = kind.validate(fields(row, kind.table), seen)
+        except BackupError:
+            raise  # the file itself is damaged (read past the closing row): a sentence already
         except (Problem, StoreError) as problem:
             raise _damaged(number, problem) from None
         counts[kind.table.name] += 1

@@ -7,6 +7,7 @@ that a damaged or hostile file is one sentence, before anything is written.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -39,6 +40,7 @@ OLDER_SCHEMA = "0002"
 # A schema whose backups hold the same rows as this one's (0004 changed an index only).
 SAME_ROWS_SCHEMA = "0003"
 PROGRESS_COLUMNS = saved_state.Progress._fields
+_TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class Problem(Exception):
@@ -184,8 +186,9 @@ def _parent(seen: set[str], what: str, value: object) -> str:
 
 def _login(row: dict[str, Any], seen: Seen) -> dict[str, Any]:
     token_hash = row["token_hash"]
-    if not isinstance(token_hash, str) or len(token_hash) != 64 or not token_hash.isalnum():
-        raise Problem("a login's token hash must be 64 hexadecimal characters")
+    # As accounts.token_hash writes it: a SHA-256 in lower-case hex; any other never matches.
+    if not isinstance(token_hash, str) or _TOKEN_HASH.fullmatch(token_hash) is None:
+        raise Problem("a login's token hash must be 64 lower-case hexadecimal characters")
     seen.new_key("logins", token_hash)
     return {
         "token_hash": token_hash,
