@@ -15,7 +15,12 @@ from backrub.core.catalogue import Catalogue
 from backrub.store import SessionStore
 from backrub.store.accounts import User
 from backrub.web.accounts import LOGIN_COOKIE, Accounts, SignInRequired
-from backrub.web.ratelimit import EVENTS_PER_MINUTE, TRACKS_PER_HOUR, SlidingWindow
+from backrub.web.ratelimit import (
+    EVENTS_PER_MINUTE,
+    SESSIONS_PER_HOUR,
+    TRACKS_PER_HOUR,
+    SlidingWindow,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -51,6 +56,7 @@ class Runtime:
         self.engine: Engine | None = None
         self.event_limit = SlidingWindow(EVENTS_PER_MINUTE)
         self.audio_limit = SlidingWindow(TRACKS_PER_HOUR, window=3600)
+        self.session_limit = SlidingWindow(SESSIONS_PER_HOUR, window=3600)
 
     def account_service(self) -> Accounts:
         if self.engine is None:
@@ -131,3 +137,22 @@ async def event_quota(request: Request, user: UserDep) -> None:
 
 
 EventQuotaDep = Depends(event_quota)
+
+TOO_MANY_SESSIONS = (
+    f"Too many new sessions: at most {SESSIONS_PER_HOUR} an hour for one person; "
+    "try again later (the sessions you have keep working)."
+)
+
+
+async def session_quota(request: Request, user: UserDep) -> None:
+    """With accounts on, each person starts at most `SESSIONS_PER_HOUR` sessions an hour;
+    429 past it. The local profile has no one else to protect, as for the other limits."""
+    if user is None:
+        return
+    limiter = runtime_of(request).session_limit
+    if not limiter.allow(user.id):
+        retry_after = limiter.retry_after(user.id)
+        raise HTTPException(429, TOO_MANY_SESSIONS, headers={"Retry-After": str(retry_after)})
+
+
+SessionQuotaDep = Depends(session_quota)

@@ -1,6 +1,6 @@
 """Per-person limits on the calls a page makes all session long (the player's events), when
 backrub serves many people: one person's runaway page (or script) cannot take the server's time
-from everyone else's sessions.
+from everyone else's sessions, nor fill the database with new ones.
 
 Counted in each app process's memory, on purpose: a count in the database would cost a write on
 every event, the very call this protects. With N processes a person may get up to N times the
@@ -18,6 +18,9 @@ from collections import deque
 EVENTS_PER_MINUTE = 120
 # A guided audio track takes seconds of a core to render (one at a time per process).
 TRACKS_PER_HOUR = 6
+# A session lasts 15 to 60 minutes: even one started over and over again, each time after a
+# look at its plan, makes a handful an hour. Past this, a script is filling the database.
+SESSIONS_PER_HOUR = 30
 WINDOW_SECONDS = 60.0
 
 
