@@ -74,16 +74,8 @@ def render(
     def voiced(text: str) -> Samples:
         return cache.ready(text, rate, make_ready)
 
-    # Every distinct text is spoken (or found in the cache) and measured before mixing starts;
-    # only its length, level and energy outline are kept, not its samples.
-    prepared: dict[str, _Prepared] = {}
     fine = round(rate * FINE_SECONDS)
-    for cue in spoken:
-        if cue.text not in prepared:
-            samples = voiced(cue.text)
-            squares = loudness.weighted_square(samples, rate)
-            bins = np.arange(len(squares)) // fine
-            prepared[cue.text] = _Prepared(len(samples), np.bincount(bins, squares).astype(float))
+    prepared = _prepare([c.text for c in spoken], voiced, rate, fine)
     placed = cues.place(
         spoken, [prepared[c.text].samples / rate for c in spoken], float(total_seconds)
     )
@@ -150,6 +142,21 @@ def render(
         synthesised=synthesised,
         from_cache=from_cache,
     )
+
+
+def _prepare(
+    texts: list[str], voiced: Callable[[str], Samples], rate: int, fine: int
+) -> dict[str, _Prepared]:
+    """Every distinct text spoken (or found in the cache) and measured before mixing starts;
+    only its length, level and energy outline are kept, not its samples."""
+    prepared: dict[str, _Prepared] = {}
+    for text in texts:
+        if text not in prepared:
+            samples = voiced(text)
+            squares = loudness.weighted_square(samples, rate)
+            bins = np.arange(len(squares)) // fine
+            prepared[text] = _Prepared(len(samples), np.bincount(bins, squares).astype(float))
+    return prepared
 
 
 def _clip_loader(
