@@ -4,7 +4,8 @@ finish, the history and what it says, reminders, export and forget.
 It takes core values (a `PlanRequest`, findings) and plain ones, and a `SessionStore`; the
 adapters turn their flags or request bodies into those, and its answers into text or JSON. No
 framework is imported here, and the store only for its type: `backrub plan` without a database
-never loads one.
+never loads one. The engine is imported by the functions that run a session, so that planning
+alone starts fast.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from backrub.core import engine
 from backrub.core.errors import SafetyStop
 from backrub.core.export import plan_as_dict
 from backrub.core.insights import compute_stats, history_for_planning
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import time
 
+    from backrub.core import engine
     from backrub.core.catalogue import Catalogue
     from backrub.core.insights import Stats
     from backrub.core.models import (
@@ -100,6 +101,8 @@ def start(
 ) -> Live:
     """A new session, planned with history and saved before it starts; nothing is stored for
     a stop verdict."""
+    from backrub.core import engine
+
     made, rules = plan(catalogue, store, request, findings)
     state = engine.new_session(made, rules)
     session_id = store.create(
@@ -118,6 +121,8 @@ def start(
 
 
 def load(catalogue: Catalogue, store: SessionStore, session_id: str) -> Live:
+    from backrub.core import engine
+
     record = store.get(session_id)
     saved_plan, saved = store.plan_and_state(session_id)
     return Live(record, saved_plan, engine.state_from_dict(saved, catalogue))
@@ -138,6 +143,8 @@ def save_progress(
 ) -> None:
     """Save a running session's state as of `now` (the clock the state runs on), with the
     feedback just heard, if any."""
+    from backrub.core import engine
+
     data = engine.state_as_dict(state, now)
     done = int(engine.position(state, now).elapsed)
     if event is None:
@@ -161,6 +168,8 @@ def finish(
 ) -> Live:
     """End the session at `active` seconds of session time: its last state, then the outcome
     (finished, or stopped early). A session that has already ended is refused (`StoreError`)."""
+    from backrub.core import engine
+
     live = load(catalogue, store, session_id)
     at = max(live.state.active, active)
     state = live.state._replace(active=at, anchor=None, started=True)
