@@ -1,6 +1,8 @@
 """The CLI and the web are peers over one service: the same request, with the same history in a
 real SQLite file, gives the same plan from `backrub plan --json` and `POST /api/v1/plans`, and
-the same track plan from `backrub audio` and `POST /api/v1/audio` — a plan that history changes.
+the same track plan from `backrub audio` and `POST /api/v1/audio` — a plan that history changes;
+a session started in the terminal follows the web's preview; the history, the stats and the
+reminders read the same in both.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import icalendar
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 from typer.testing import CliRunner
@@ -210,3 +213,38 @@ def test_the_cli_s_default_minutes_are_the_guide_s(catalogue: Catalogue) -> None
     from backrub.cli.common import DEFAULT_MINUTES
 
     assert int(DEFAULT_MINUTES) == catalogue.facts.default_minutes
+
+
+def test_a_session_started_in_the_terminal_follows_the_web_s_preview(
+    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch, web: Any, with_history: Settings
+) -> None:
+    client = web(with_history)
+    preview = client.post("/api/v1/plans", json=WEB_BODY).json()
+    use(monkeypatch, with_history)
+    cli(catalogue, "start", *CLI_ARGS, "--before", "6", "--after", "3", "--yes", "--speed", "1000")
+    newest = client.get("/api/v1/sessions").json()["sessions"][0]
+    assert (newest["tension_before"], newest["tension_after"]) == (6, 3)
+    assert client.get(f"/api/v1/sessions/{newest['id']}").json()["plan"] == preview
+
+
+def test_history_stats_and_reminders_are_the_same_in_the_terminal_and_the_browser(
+    catalogue: Catalogue,
+    monkeypatch: pytest.MonkeyPatch,
+    web: Any,
+    with_history: Settings,
+    tmp_path: Path,
+) -> None:
+    client = web(with_history)
+    use(monkeypatch, with_history)
+    assert json.loads(cli(catalogue, "history", "--json")) == client.get("/api/v1/sessions").json()
+    assert json.loads(cli(catalogue, "stats", "--json")) == client.get("/api/v1/stats").json()
+    ics = tmp_path / "reminders.ics"
+    cli(catalogue, "remind", "--every", "auto", "--at", "07:15", "--minutes", "30", "-o", str(ics))
+    answer = client.get("/api/v1/reminders.ics", params={"at": "07:15", "minutes": 30})
+    assert answer.status_code == 200, answer.text
+
+    def event(data: bytes) -> dict[str, Any]:
+        found = icalendar.Calendar.from_ical(data).walk("VEVENT")[0]
+        return {key: found[key].to_ical() for key in ("DTSTART", "DURATION", "RRULE", "SUMMARY")}
+
+    assert event(ics.read_bytes()) == event(answer.content)
