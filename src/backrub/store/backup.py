@@ -149,9 +149,11 @@ def _lines(stream: IO[bytes] | gzip.GzipFile) -> Iterator[tuple[int, object]]:
         try:
             line = stream.readline(MAX_LINE + 1)
         except (OSError, EOFError, zlib.error):
+            # Found while reading a line, or the gzip trailer after the last one.
+            where = f"after line {number - 1}" if number > 1 else "at its start"
             raise BackupError(
                 f"The backup cannot be restored: it is not a backrub backup, or it is damaged "
-                f"or cut short (at line {number}); nothing was restored."
+                f"or cut short ({where}); nothing was restored."
             ) from None
         if not line:
             return
