@@ -274,3 +274,31 @@ def test_plan_help_names_every_focus_region(catalogue: Catalogue) -> None:
     flat = " ".join(out.replace("│", " ").split())
     for region in catalogue.focus_region_ids:
         assert region in flat
+
+
+def test_plan_on_a_first_run_loads_no_database_and_creates_none(tmp_path: Path) -> None:
+    """With no database yet there is no history to learn from: `plan` stays as quick as it
+    was, and leaves nothing behind."""
+    script = (
+        "import sys\n"
+        "sys.argv = ['backrub', 'plan', '--json']\n"
+        "from backrub.cli.main import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('sqlalchemy', 'backrub.store', 'backrub.core.engine', 'rich')\n"
+        "sys.stderr.write(repr(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
+    )
+    env = {
+        **os.environ,
+        "BACKRUB_CACHE_DIR": str(tmp_path / "cache"),
+        "BACKRUB_DATA_DIR": str(tmp_path / "data"),
+    }
+    env.pop("BACKRUB_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(done.stdout)["steps"]
+    assert done.stderr == "[]"
+    assert not (tmp_path / "data").exists()
