@@ -7,6 +7,7 @@ run loads no database code.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backrub.cli.common import fail
@@ -14,7 +15,6 @@ from backrub.config import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from backrub.store import SessionStore
 
@@ -50,7 +50,6 @@ def write_file(path: Path, data: bytes) -> None:
     """Write all or nothing: a half-written file is never left behind."""
     import os
     import tempfile
-    from pathlib import Path
 
     try:
         folder = path.resolve().parent

@@ -7,7 +7,6 @@ No `from __future__ import annotations` here: Typer reads the option annotations
 
 import json
 import sys
-from contextlib import ExitStack
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -97,7 +96,7 @@ def start(
     from backrub.cli.live import ScaledClock
 
     catalogue = catalogue_of(ctx)
-    with reported(), ExitStack() as opened:
+    with reported():
         # Every flag is checked before anything is asked or saved.
         clock = ScaledClock(parse_speed(speed))
         tension_before = parse_tension(before, "--before") if before is not None else None
@@ -107,7 +106,7 @@ def start(
         request = parse_request(
             catalogue, minutes=minutes, mode=mode, focus=focus or [], pressure=pressure, oil=oil
         )
-        store = opened.enter_context(local_store())
+    with reported(), local_store() as store:
         if resume:
             live = service.latest_unfinished(catalogue, store)
             if live is None:
@@ -120,22 +119,7 @@ def start(
         if not session.finished:
             typer.echo("Paused here. Continue any time with: backrub start --resume")
             return
-        tension_after = ask_tension("How tense is your back now, 0–10?", after, "--after")
-        if note is None and not yes:
-            note = typer.prompt("A note for next time? (Enter to skip)", default="").strip()
-        from backrub.core import engine
-
-        ended = service.finish(
-            catalogue,
-            store,
-            live.record.id,
-            active=engine.active_time(session.state, clock.now()),
-            stopped=session.stopped_early,
-            tension_after=tension_after,
-            note=note or None,
-            now=now_utc(),
-        )
-        _goodbye(ended.record)
+        _end(catalogue, store, live.record.id, session, after=after, note=note, yes=yes)
 
 
 def _begin(
@@ -185,6 +169,35 @@ def _guide(
     if speaker is not None:
         speaker.finish()
     return session
+
+
+def _end(
+    catalogue: "Catalogue",
+    store: "SessionStore",
+    session_id: str,
+    session: "LiveSession",
+    *,
+    after: str | None,
+    note: str | None,
+    yes: bool,
+) -> None:
+    """The tension after and a note, then the session's outcome, saved."""
+    from backrub.core import engine
+
+    tension_after = ask_tension("How tense is your back now, 0–10?", after, "--after")
+    if note is None and not yes:
+        note = typer.prompt("A note for next time? (Enter to skip)", default="").strip()
+    ended = service.finish(
+        catalogue,
+        store,
+        session_id,
+        active=engine.active_time(session.state, session.clock.now()),
+        stopped=session.stopped_early,
+        tension_after=tension_after,
+        note=note or None,
+        now=now_utc(),
+    )
+    _goodbye(ended.record)
 
 
 def _play(live: "LiveSession") -> None:
