@@ -1,7 +1,9 @@
 """Cold start of `backrub plan --json` as a multiple of a bare `python -c pass`, same run.
 
 The catalogue cache is warmed first (a fresh cache directory), as it is after the first run on a
-machine. Runs alternate so machine noise hits both sides alike; medians are compared.
+machine. Runs alternate so machine noise hits both sides alike; medians are compared. The data
+directory is fresh too: no history, so `plan` opens no database. Then one session is saved and
+`plan` timed again, learning from that history (it opens the database, as `start` does).
 
     python bench/cli_start.py [--runs N]
 """
@@ -30,7 +32,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     runs = parser.parse_args().runs
     cache = Path(tempfile.mkdtemp(prefix="backrub-bench-"))
-    env = {**os.environ, "BACKRUB_CACHE_DIR": str(cache)}
+    data = Path(tempfile.mkdtemp(prefix="backrub-bench-data-"))
+    env = {**os.environ, "BACKRUB_CACHE_DIR": str(cache), "BACKRUB_DATA_DIR": str(data)}
+    env.pop("BACKRUB_DATABASE_URL", None)
     bare = [sys.executable, "-c", "pass"]
     backrub_bin = Path(sys.executable).with_name("backrub")
     plan = [str(backrub_bin), "plan", "--json", "--mode", "partner", "--focus", "shoulders=8"]
@@ -39,12 +43,19 @@ def main() -> None:
     for _ in range(runs):
         base.append(wall(bare, env))
         cli.append(wall(plan, env))
+    one = ["--none", "--yes", "--before", "7", "--after", "6", "--speed", "1000", "--minutes", "15"]
+    subprocess.run(
+        [str(backrub_bin), "start", *one], env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    learned = [wall(plan, env) for _ in range(runs)]
     shutil.rmtree(cache)
-    b, c = statistics.median(base), statistics.median(cli)
+    shutil.rmtree(data)
+    b, c, h = statistics.median(base), statistics.median(cli), statistics.median(learned)
     print(f"python -c pass           median {b * 1000:7.1f} ms")
     print(f"backrub plan --json      median {c * 1000:7.1f} ms  ({runs} runs)")
     print(f"first run (cold cache)          {cold_cache * 1000:7.1f} ms")
     print(f"ratio: {c / b:.1f}x bare Python start (aim: under 8x)")
+    print(f"with a history database  median {h * 1000:7.1f} ms  ({h / b:.1f}x)")
 
 
 if __name__ == "__main__":
