@@ -80,12 +80,18 @@ def postgres_database(server_url: str, label: str) -> Iterator[str]:
 def cpu_seconds(chosen: Callable[[int, int, int], bool]) -> float:
     """User + system CPU seconds so far of the live processes `chosen(pid, parent, group)`
     picks, all their threads included."""
-    total = 0.0
+    return sum(cpu_by_process(chosen).values())
+
+
+def cpu_by_process(chosen: Callable[[int, int, int], bool]) -> dict[int, float]:
+    """`cpu_seconds`, process by process."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if chosen(int(entry.name), int(fields[1]), int(fields[2])):
-                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+            pid = int(entry.name)
+            if chosen(pid, int(fields[1]), int(fields[2])):
+                found[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return found
