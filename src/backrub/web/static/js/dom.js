@@ -2,13 +2,16 @@
 // Building page parts from data without innerHTML: text always goes in as text.
 
 /** @typedef {Node | string | number | null | undefined | false} Child */
+/** @typedef {"svg" | "g" | "rect" | "path" | "line" | "circle" | "text" | "polyline" | "title"} SvgTag */
 
 /**
- * An element with these attributes (`text`: its text; `on…`: a listener) and children.
- * @param {string} tag
+ * An element with these attributes (`text`: its text; `on…`: a listener) and children: an SVG
+ * element for the SVG tags.
+ * @template {string} K
+ * @param {K} tag
  * @param {Record<string, any> | null} [attrs]
  * @param {...(Child | Child[])} children
- * @returns {any} an HTMLElement, or an SVGElement for the SVG tags
+ * @returns {K extends SvgTag ? SVGElement : HTMLElement}
  */
 export function h(tag, attrs = {}, ...children) {
   const svgTags = new Set(["svg", "g", "rect", "path", "line", "circle", "text", "polyline", "title"]);
@@ -26,7 +29,7 @@ export function h(tag, attrs = {}, ...children) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
-  return el;
+  return /** @type {any} */ (el);
 }
 
 /**

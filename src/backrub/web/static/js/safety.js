@@ -177,7 +177,7 @@ function showResult(verdict) {
       ),
     ];
     // Element.append would write a leftover null as the text "null".
-    result.append(...parts.filter(Boolean));
+    result.append(.../** @type {HTMLElement[]} */ (parts.filter(Boolean)));
   }
   show("result");
   focusHeading(result);
