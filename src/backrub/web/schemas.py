@@ -42,40 +42,57 @@ def _time_of_day(value: str) -> str:
     return value.strip()
 
 
-def _invalid_text(value: Any, path: tuple[str | int, ...]) -> str | None:
+def _invalid_text(value: Any) -> str | None:
     """A sentence for the first text in a JSON value that no database keeps — a NUL character,
     or half of a UTF-16 surrogate pair alone (`"\\ud800"`) — naming where it is, never what it
     says."""
+    found = _first_invalid(value)
+    if found is None:
+        return None
+    path, problem = found
+    where = _where(path)
+    if problem == "name":
+        return f"{where} has a field name that is not valid text."
+    if problem == "nul":
+        return f"{where} must be plain text, without NUL characters (\\u0000)."
+    return f"{where} must be valid Unicode text, without lone surrogates (\\ud800)."
+
+
+def _first_invalid(value: Any) -> tuple[list[str | int], str] | None:
+    """Where the first bad text is (its path, built only once found) and what is wrong."""
     if isinstance(value, str):
-        where = _where(path)
-        if "\x00" in value:
-            return f"{where} must be plain text, without NUL characters (\\u0000)."
-        if not value.isascii() and not _encodes(value):
-            return f"{where} must be valid Unicode text, without lone surrogates (\\ud800)."
-    elif isinstance(value, dict):
+        problem = _text_problem(value)
+        return None if problem is None else ([], problem)
+    if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and ("\x00" in key or not _encodes(key)):
-                return f"{_where(path)} has a field name that is not valid text."
-            problem = _invalid_text(item, (*path, key))
-            if problem is not None:
-                return problem
+            if isinstance(key, str) and _text_problem(key) is not None:
+                return [], "name"
+            found = _first_invalid(item)
+            if found is not None:
+                found[0].insert(0, key)
+                return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            problem = _invalid_text(item, (*path, index))
-            if problem is not None:
-                return problem
+            found = _first_invalid(item)
+            if found is not None:
+                found[0].insert(0, index)
+                return found
     return None
 
 
-def _encodes(text: str) -> bool:
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "nul"
+    if text.isascii():
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return "surrogate"
+    return None
 
 
-def _where(path: tuple[str | int, ...]) -> str:
+def _where(path: list[str | int]) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
@@ -102,7 +119,7 @@ class Body(BaseModel):
     @classmethod
     def _only_valid_text(cls, data: Any) -> Any:
         # Before any field is read, so the sentence never quotes the text (a password, a note).
-        problem = _invalid_text(data, ())
+        problem = _invalid_text(data)
         if problem is not None:
             raise Sentence(problem)
         return data
