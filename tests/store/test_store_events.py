@@ -303,7 +303,7 @@ def test_two_writers_on_the_same_sessions_in_opposite_orders_lose_nothing(
 
 # ---- a progress save writes the progress alone ----------------------------------------------
 
-# The fields a progress save, pause or resume changes (web/sessions.py sends these).
+# The fields a progress save, pause or resume changes (backrub/service/events.py sends these).
 RECORDED = ("active", "anchor", "started", "fired", "seq")
 
 

@@ -1,7 +1,8 @@
 """The JSON API under /api/v1 that the pages use (docs/web.md is the contract).
 
 Thin: each route validates its input (schemas.py), turns it into core values (inputs.py), calls
-the service (backrub.service; the player's events: sessions.py), and answers with plain data.
+the service (backrub.service; the player's events: backrub.service.events), and answers with
+plain data.
 Errors are turned into sentences by errors.py.
 
 No `from __future__ import annotations` here: FastAPI reads the route annotations at run time.
@@ -15,7 +16,8 @@ from fastapi import APIRouter, Query, Response
 
 from backrub import service
 from backrub.core.export import plan_as_dict, record_as_dict, verdict_as_dict
-from backrub.web import history, sessions
+from backrub.service import events
+from backrub.web import event_answer, history
 from backrub.web.deps import (
     CatalogueDep,
     EventQuotaDep,
@@ -24,7 +26,7 @@ from backrub.web.deps import (
     StoreDep,
     UserDep,
 )
-from backrub.web.inputs import findings, plan_request
+from backrub.web.inputs import findings, plan_request, player_event
 from backrub.web.schemas import (
     Deleted,
     ErrorOut,
@@ -141,10 +143,10 @@ def post_event(
     or resume answers small (`EventSaved`); a skip, extend or feedback answers with the new
     timeline (`EventAnswer`), as does an event not newer than the saved state, which is ignored
     (`accepted: false`)."""
-    outcome = sessions.apply_event(catalogue, store, session_id, body)
+    outcome = events.apply_event(catalogue, store, session_id, player_event(body))
     # The models describe the answer (OpenAPI) and tests check answers by them; the answer is
     # sent as made, not filtered through them again.
-    return Response(sessions.answer_json(outcome), media_type=JSON)
+    return Response(event_answer.answer_json(outcome), media_type=JSON)
 
 
 @router.post(

@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 from backrub.core.models import PRESSURE_CEILINGS, Focus, PlanRequest
 from backrub.core.safety import make_finding
+from backrub.service.events import PlayerEvent
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from backrub.core.catalogue import Catalogue
     from backrub.core.models import Finding
-    from backrub.web.schemas import FindingIn, PlanBody
+    from backrub.web.schemas import EventBody, FindingIn, PlanBody
 
 
 def findings(catalogue: Catalogue, items: Sequence[FindingIn]) -> list[Finding]:
@@ -28,3 +29,7 @@ def plan_request(body: PlanBody) -> PlanRequest:
         ceiling=PRESSURE_CEILINGS[body.pressure],
         oil=body.oil,
     )
+
+
+def player_event(body: EventBody) -> PlayerEvent:
+    return PlayerEvent(body.kind, body.active, body.seq, tuple(body.fired), body.feedback)

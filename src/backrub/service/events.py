@@ -1,24 +1,20 @@
-"""The player's events over HTTP: each applied at the active time it happened, and answered.
-
-Planning, starting and finishing a session are the service's (`backrub.service`).
+"""The player's events: each applied at the active time it happened, by the page's clock, and
+saved in one transaction.
 
 The browser is the session's clock: it tells the server the active time at which each event
-happened. Nothing lives in this process between requests: every request restores the engine's
-state from the store, applies its event at that active time, and saves, so any number of app
-processes can serve one database and a restart loses nothing.
+happened. Nothing lives in a process between events: each restores the engine's state from the
+store, applies its event at that active time, and saves, so any number of app processes can serve
+one database and a restart loses nothing.
 """
 
 from __future__ import annotations
 
 from itertools import compress
 from operator import ne
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-import orjson
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from backrub.core import engine
 from backrub.core.errors import BadInput
-from backrub.core.export import record_as_dict
 from backrub.core.models import Step
 from backrub.store.events import Change
 
@@ -26,9 +22,24 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from backrub.core.catalogue import Catalogue
-    from backrub.core.models import FeedbackEvent, SessionRecord
+    from backrub.core.models import FeedbackEvent, FeedbackKind, SessionRecord
     from backrub.store import SessionStore
-    from backrub.web.schemas import EventBody
+
+EventKind = Literal["progress", "pause", "resume", "skip", "extend", "feedback"]
+
+
+class PlayerEvent(NamedTuple):
+    """One of the player's events, as the page sends it."""
+
+    kind: EventKind
+    # Seconds of active session time at which it happened, by the page's clock.
+    active: float
+    # Rises by one with each event the page sends: a late or repeated one is ignored.
+    seq: int
+    # Cues the page has given since its last event.
+    fired: Sequence[str] = ()
+    # For kind "feedback": what the receiver said.
+    feedback: FeedbackKind | None = None
 
 
 class Outcome(NamedTuple):
@@ -58,60 +69,8 @@ PLAIN = frozenset({"progress", "pause", "resume"})
 RECORDED = ("active", "anchor", "started", "fired", "seq")
 
 
-def answer(outcome: Outcome) -> dict[str, Any]:
-    """`EventAnswer`: the session as `SessionView` has it but for the plan, which an event never
-    changes (the page has it), and the cues, with `accepted` and `message` — and,
-    only for a refused event, its record (it may have ended); or, for an accepted progress save,
-    pause or resume, `EventSaved` — what the page does not know."""
-    if outcome.live is None:
-        state = outcome.state
-        return {
-            "accepted": True,
-            "seq": state["seq"],
-            "active": state["active"],
-            "fired": state["fired"],
-            "message": None,
-        }
-    live = outcome.live
-    compact = outcome.accepted and outcome.changed_steps is not None
-    full = {
-        # As the page's view has it (`engine.state_view`) — but for an accepted event, without
-        # the steps: only the fields of those it changed go to the page, which has the rest (a
-        # feedback changes a few fields of a few steps, a skip or an extend none). The rest is
-        # the saved state's, the same as the view's but for how it holds the steps.
-        "state": {**_without_steps(outcome.state), "format": engine.VIEW_FORMAT}
-        if compact
-        else engine.state_view(live, live.active),
-        # Not the cues: the page makes them from the steps and durations as the engine does
-        # (timeline.js `schedule`, tested against `engine.schedule`).
-        "durations": list(live.durations),
-        "total": engine.total(live),
-        "active": live.active,
-        "accepted": outcome.accepted,
-        "message": outcome.message,
-    }
-    if outcome.changed_steps is not None and compact:
-        steps = live.steps
-        full["changed_steps"] = [
-            [i, {f: getattr(steps[i], f) for f in fields}] for i, fields in outcome.changed_steps
-        ]
-        full["applied_to"] = outcome.applied_to
-    if outcome.record is None:
-        return full
-    return {"id": outcome.record.id, "record": record_as_dict(outcome.record), **full}
-
-
-def _without_steps(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if k != "steps"}
-
-
-def answer_json(outcome: Outcome) -> bytes:
-    """The answer as the bytes FastAPI's JSONResponse would send (UTF-8, compact)."""
-    return orjson.dumps(answer(outcome))
-
-
 def apply_event(
-    catalogue: Catalogue, store: SessionStore, session_id: str, body: EventBody
+    catalogue: Catalogue, store: SessionStore, session_id: str, body: PlayerEvent
 ) -> Outcome:
     """Apply one of the player's events at the active time it happened, and save the result,
     in one transaction.
@@ -146,7 +105,7 @@ def apply_event(
     return Outcome(False, done.state, done.record, live)
 
 
-def _recorded(saved: dict[str, Any], body: EventBody) -> Change:
+def _recorded(saved: dict[str, Any], body: PlayerEvent) -> Change:
     """A progress save, pause or resume: only the active time, the cues given and `seq` change.
 
     Works on the saved JSON as it is: the same as restoring the engine's state, applying the
@@ -184,7 +143,7 @@ def _changed_steps(
 
 
 def _applied(
-    catalogue: Catalogue, saved: dict[str, Any], body: EventBody
+    catalogue: Catalogue, saved: dict[str, Any], body: PlayerEvent
 ) -> tuple[engine.LiveState, str | None, Change, engine.LiveState]:
     """Skip, extend or feedback (or a saved state in an unknown format): through the engine.
     Also the message to say after feedback, and the state the event was applied to."""
@@ -200,7 +159,7 @@ def _applied(
     elif body.kind == "extend":
         state = engine.extend(state, at)
     elif body.kind == "feedback":
-        if body.feedback is None:  # the schema already refuses this
+        if body.feedback is None:
             raise BadInput("A feedback event needs feedback: good, softer, firmer or tender.")
         state, message = engine.feedback(catalogue, state, at, body.feedback)
         if len(state.feedback) > len(restored.feedback):
