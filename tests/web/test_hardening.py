@@ -160,6 +160,24 @@ def test_bad_text_in_any_body_is_a_sentence_and_never_logged(
     assert_nothing_logged(logs, SECRET)
 
 
+def test_bad_text_as_raw_bytes_is_a_sentence_too(lite: TestClient) -> None:
+    json_body = {"Content-Type": "application/json"}
+    # A surrogate written in UTF-8's bytes (as CESU-8 has it): read as one, refused as one.
+    answer = lite.post(
+        "/api/v1/safety",
+        content=b'{"findings": [{"condition": "\xed\xa0\x80"}]}',
+        headers=json_body,
+    )
+    assert_sentence(answer, 422, f"findings[0].condition {BAD_UNICODE}")
+    # A NUL byte inside a JSON string is not JSON at all.
+    answer = lite.post("/api/v1/safety", content=b'{"findings": ["a\x00b"]}', headers=json_body)
+    assert_sentence(
+        answer,
+        422,
+        "The request body is not valid JSON (Invalid control character at character 16).",
+    )
+
+
 @pytest.mark.parametrize(("bad", "ending"), [(SURROGATE, BAD_UNICODE), ("\x00", NUL_TEXT)])
 def test_bad_text_in_sign_up_sign_in_and_passwords_is_a_sentence(
     hosted: FastAPI, logs: pytest.LogCaptureFixture, bad: str, ending: str

@@ -202,7 +202,9 @@ def describe(errors: Sequence[Any], models: Sequence[type[BaseModel]]) -> str:
     given = error.get("input")
     if kind == "json_invalid":
         at = f" at character {path[0]}" if path else ""
-        return f"The request body is not valid JSON ({ctx.get('error', 'unreadable')}{at})."
+        # The parser's own words may end where it meant to name the place ("… at").
+        reason = str(ctx.get("error", "unreadable")).removesuffix(" at")
+        return f"The request body is not valid JSON ({reason}{at})."
     if where == "body" and not path:
         if kind == "missing":
             return "The request needs a JSON body."
