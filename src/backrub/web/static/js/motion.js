@@ -273,7 +273,7 @@ function handOn(kind, motion, path, poly, t, period, size, sideSign) {
 /**
  * @param {Motion} motion
  * @param {Box} box
- * @param {{pressure?: number, tool?: string, t?: number, single?: boolean}} [options]
+ * @param {{pressure?: number, tool?: string | undefined, t?: number, single?: boolean}} [options]
  * @returns {Hand[]}
  */
 export function hands(motion, box, { pressure = 3, tool = "palms", t = 0, single = false } = {}) {

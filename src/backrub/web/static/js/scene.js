@@ -7,7 +7,6 @@ import { readRegions, light, pathData, mapSize, setAvoided } from "./backmap.js"
 import * as T from "./timeline.js";
 
 /** @import { Motion, Point } from "./motion.js" */
-/** @import { Region } from "./backmap.js" */
 /** @import { Step } from "./timeline.js" */
 /** @typedef {{name: string, motion: Motion | null}} Technique */
 /** @typedef {{side: string | undefined, el: SVGElement, glow: SVGElement, core: SVGElement}} HandEl */
