@@ -74,14 +74,20 @@ def _json_text(value: Any) -> str:
 
 
 # The JSON columns (a session's plan and state) are read and written at every player event.
-_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+# A database error's text never quotes the values sent (notes, addresses, hashes): health data
+# and credentials have no place in a traceback or a log.
+_OPTIONS: dict[str, Any] = {
+    "json_serializer": _json_text,
+    "json_deserializer": orjson.loads,
+    "hide_parameters": True,
+}
 
 
 def make_engine(settings: Settings) -> Engine:
     """An engine for the configured database. Connects lazily: nothing happens until first use."""
     url = _checked_url(database_url(settings))
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, **_JSON)
+        engine = create_engine(url, **_OPTIONS)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -90,7 +96,7 @@ def make_engine(settings: Settings) -> Engine:
         # An unreachable host should be one clear error after seconds, not a hang.
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     # pre_ping: a server restart must not turn into an error in a long-running `backrub serve`.
-    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True, **_JSON)
+    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True, **_OPTIONS)
     event.listen(engine, "connect", _postgres_connect)
     return engine
 

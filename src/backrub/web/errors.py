@@ -203,8 +203,8 @@ def describe(errors: Sequence[Any], models: Sequence[type[BaseModel]]) -> str:
     if kind == "json_invalid":
         at = f" at character {path[0]}" if path else ""
         # The parser's own words may end where it meant to name the place ("… at").
-        reason = str(ctx.get("error", "unreadable")).removesuffix(" at")
-        return f"The request body is not valid JSON ({reason}{at})."
+        unread = str(ctx.get("error", "unreadable")).removesuffix(" at")
+        return f"The request body is not valid JSON ({unread}{at})."
     if where == "body" and not path:
         if kind == "missing":
             return "The request needs a JSON body."
