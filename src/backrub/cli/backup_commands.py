@@ -24,48 +24,51 @@ def _summary(counts: dict[str, int]) -> str:
     )
 
 
+def backup(file: FileArg) -> None:
+    """Back up the whole database (every account and session) to one file.
+
+    The same file format from SQLite and PostgreSQL: `backrub restore` reads it into either.
+    The file is written whole or not at all, readable by you only (it holds password
+    hashes). Failed sign-ins and the remote's waiting messages are not kept.
+    """
+    with reported():
+        from backrub.store import make_engine
+        from backrub.store.backup import write_backup
+
+        engine = make_engine(Settings.from_env())
+        try:
+            counts = write_backup(engine, file, now=datetime.now(UTC))
+        finally:
+            engine.dispose()
+    typer.echo(f"Backed up {_summary(counts)} to {file}.")
+
+
+def restore(
+    file: FileArg,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Delete everything in the database first (else it must be empty)."
+        ),
+    ] = False,
+) -> None:
+    """Restore a backup into the database, all or nothing.
+
+    The database must hold no accounts or sessions, unless --replace is given. Every row is
+    checked first: a damaged file is one sentence, exit code 2, and the database unchanged.
+    """
+    with reported():
+        from backrub.store import make_engine
+        from backrub.store.backup import restore_backup
+
+        engine = make_engine(Settings.from_env())
+        try:
+            counts = restore_backup(engine, file, replace=replace)
+        finally:
+            engine.dispose()
+    typer.echo(f"Restored {_summary(counts)} from {file}.")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def backup(file: FileArg) -> None:
-        """Back up the whole database (every account and session) to one file.
-
-        The same file format from SQLite and PostgreSQL: `backrub restore` reads it into either.
-        The file is written whole or not at all, readable by you only (it holds password
-        hashes). Failed sign-ins and the remote's waiting messages are not kept.
-        """
-        with reported():
-            from backrub.store import make_engine
-            from backrub.store.backup import write_backup
-
-            engine = make_engine(Settings.from_env())
-            try:
-                counts = write_backup(engine, file, now=datetime.now(UTC))
-            finally:
-                engine.dispose()
-        typer.echo(f"Backed up {_summary(counts)} to {file}.")
-
-    @app.command()
-    def restore(
-        file: FileArg,
-        replace: Annotated[
-            bool,
-            typer.Option(
-                "--replace", help="Delete everything in the database first (else it must be empty)."
-            ),
-        ] = False,
-    ) -> None:
-        """Restore a backup into the database, all or nothing.
-
-        The database must hold no accounts or sessions, unless --replace is given. Every row is
-        checked first: a damaged file is one sentence, exit code 2, and the database unchanged.
-        """
-        with reported():
-            from backrub.store import make_engine
-            from backrub.store.backup import restore_backup
-
-            engine = make_engine(Settings.from_env())
-            try:
-                counts = restore_backup(engine, file, replace=replace)
-            finally:
-                engine.dispose()
-        typer.echo(f"Restored {_summary(counts)} from {file}.")
+    app.command()(backup)
+    app.command()(restore)
