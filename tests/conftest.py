@@ -1,14 +1,55 @@
+"""What every test package shares: private data folders, the catalogue, and the databases.
+
+A test's database is a copy of a template migrated once per run (per xdist worker): a copied
+SQLite file, or a PostgreSQL database created from the template on 127.0.0.1:5432 and dropped
+after the test. PostgreSQL tests are never skipped: when the server is down they fail and say how
+to start it. Tests that run on PostgreSQL are marked `postgresql`, those in tests/browser/
+`browser`, so that `-m "not browser"` and the like choose among them.
+"""
+
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from backrub.core.catalogue import Catalogue, load_catalogue
+from pg_databases import (
+    admin_engine,
+    copy_sqlite,
+    create_database,
+    drop_database,
+    migrate_at,
+    settings_for,
+    temporary_database,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from sqlalchemy import Engine
+
+    from backrub.config import Settings
+
+BACKENDS = ["sqlite", "postgresql"]
+BROWSER_TESTS = Path(__file__).parent / "browser"
+# Fixtures that hand a test a PostgreSQL database whatever its parameters.
+PG_FIXTURES = {"postgres_url", "postgres", "second_postgres", "twin_postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+        params = getattr(item, "callspec", None)
+        if params is not None:
+            on_postgres = "postgresql" in params.id.split("-")
+        else:  # a test that takes its PostgreSQL database itself says so in its name
+            on_postgres = "postgresql" in item.name
+        if on_postgres or PG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgresql)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,3 +69,92 @@ def _private_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
     return load_catalogue()
+
+
+# ---- databases ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    engine = admin_engine()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(pg_admin: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL database at this code's schema, which tests copy and never connect to."""
+    url = create_database(pg_admin, "backrub_template")
+    try:
+        yield migrate_at(url, tmp_path_factory.mktemp("pg-template"))
+    finally:
+        drop_database(pg_admin, url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file at this code's schema, which tests copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "backrub.db"
+    migrate_at(f"sqlite:///{path}", path.parent)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """An empty PostgreSQL database of this run's own, dropped when the run ends."""
+    with temporary_database("backrub_test") as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_postgres(pg_admin: Engine, postgres_template: str) -> Iterator[str]:
+    """A copy of the PostgreSQL template, dropped when the test ends."""
+    url = create_database(pg_admin, "backrub_test", template=postgres_template)
+    yield url
+    drop_database(pg_admin, url)
+
+
+@pytest.fixture
+def empty_postgres_url(pg_admin: Engine) -> Iterator[str]:
+    """A PostgreSQL database with no tables, dropped when the test ends."""
+    url = create_database(pg_admin, "backrub_empty")
+    yield url
+    drop_database(pg_admin, url)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database at this code's schema, with no rows: a copy of the SQLite file or of the
+    PostgreSQL database migrated once for the run (the test runs once with each)."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        return copy_sqlite(template, tmp_path / "backrub.db")
+    url: str = request.getfixturevalue("migrated_postgres")
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database backrub has never set up: a new SQLite file, or an empty PostgreSQL one."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/backrub.db"
+    url: str = request.getfixturevalue("empty_postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """Settings on `db_url`, with the data and cache folders in `tmp_path`."""
+    return settings_for(tmp_path, db_url)
+
+
+@pytest.fixture
+def empty_settings(empty_db_url: str, tmp_path: Path) -> Settings:
+    """Settings on `empty_db_url`, for what happens to a database backrub has never set up."""
+    return settings_for(tmp_path, empty_db_url)
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A copy of the migrated SQLite file, for what does not depend on the database."""
+    return copy_sqlite(sqlite_template, tmp_path / "backrub.db")

@@ -1,10 +1,13 @@
-"""PostgreSQL databases of a test run's own, on the server at 127.0.0.1:5432 (trust auth).
+"""Databases of a test run's own: PostgreSQL ones on the server at 127.0.0.1:5432 (trust auth),
+and migrated templates that a test copies instead of migrating a database of its own.
 
 Never skipped: when the server does not answer, the test fails and says how to start it."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -12,33 +15,64 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
+from backrub.config import Settings
+from backrub.store import open_store
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    from sqlalchemy import Engine
+
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+PG_ADMIN_URL = f"{PG_SERVER}/postgres"
 
 
-@contextmanager
-def temporary_database(prefix: str) -> Iterator[str]:
-    """A new database, dropped (even with connections still open) when the block ends."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{secrets.token_hex(6)}"
+def admin_engine() -> Engine:
+    """Connections to the server's own database, for creating and dropping others."""
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+def database_name(prefix: str) -> str:
+    """A name no other test, xdist worker or run uses at the same time."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"{prefix}_{worker}_{secrets.token_hex(6)}"
+
+
+def create_database(admin: Engine, prefix: str, template: str | None = None) -> str:
+    """A new database (a copy of `template`'s database when given); its URL."""
+    name = database_name(prefix)
+    copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
     except OperationalError as exc:
-        admin.dispose()
         reason = str(exc.orig).strip().splitlines()[0]
         pytest.fail(
             f"PostgreSQL does not answer at {PG_ADMIN_URL} ({reason}). `make test` starts it; "
             "by hand: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
             pytrace=False,
         )
+    return f"{PG_SERVER}/{name}"
+
+
+def drop_database(admin: Engine, url: str) -> None:
+    """Drop the database, even with connections a test left open."""
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@contextmanager
+def temporary_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new database (empty, or a copy of `template`), dropped when the block ends."""
+    admin = admin_engine()
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        url = create_database(admin, prefix, template)
+        try:
+            yield url
+        finally:
+            drop_database(admin, url)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
 
@@ -52,3 +86,23 @@ def empty_postgres(url: str) -> str:
     finally:
         engine.dispose()
     return url
+
+
+def settings_for(tmp_path: Path, url: str | None) -> Settings:
+    """Settings on the database at `url`, with the data and cache folders in `tmp_path`."""
+    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", database_url=url)
+
+
+def migrate_at(url: str, tmp_path: Path) -> str:
+    """Bring the database at `url` to this code's schema, as backrub does at start; its URL.
+    Every connection is closed after, so the database can serve as a template."""
+    store = open_store(Settings(data_dir=tmp_path, cache_dir=tmp_path, database_url=url))
+    store.close()
+    return url
+
+
+def copy_sqlite(template: Path, target: Path) -> str:
+    """A copy of a migrated SQLite file at `target` (its folder made); its URL."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"

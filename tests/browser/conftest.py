@@ -1,7 +1,7 @@
 """Fixtures of the browser tests: Chromium launched once (for this package), a real
-`backrub serve --port 0 --speed 60` per test on a fresh SQLite file or on this run's own
-PostgreSQL database (emptied before each test, dropped at the end), and a new browser context
-per test with a watch on its console.
+`backrub serve --port 0 --speed 60` per test on a copy of the run's migrated SQLite file or
+PostgreSQL database (tests/conftest.py), and a new browser context per test with a watch on its
+console.
 
 Screenshots go to `<repo>/.artifacts/screenshots/` (git-ignored); a failed test leaves a
 screenshot of each of its pages in `<repo>/.artifacts/failures/`. axe-core's findings below
@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 
-from pg_databases import empty_postgres, temporary_database
+from pg_databases import copy_sqlite
 
 from .support import (
     ARTIFACTS,
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
     from playwright.sync_api import Browser, BrowserContext, Page
 
-BACKENDS = ["sqlite", "postgresql"]
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 MINOR_FINDINGS = pytest.StashKey[list[str]]()
 
@@ -139,20 +138,16 @@ def check_a11y(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
 # ---- the server and its database ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="package")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL database of this run's own, dropped when the browser tests end."""
-    with temporary_database("backrub_browsertest") as url:
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest) -> str | None:
-    """An empty database: None for `serve`'s default, a new SQLite file in its data folder
-    (in `tmp_path`), or this run's PostgreSQL database, emptied."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """A database at this code's schema, with no rows: None for `serve`'s default, a copy of
+    the migrated SQLite file put where `serve` looks for it (its data folder in `tmp_path`), or
+    a copy of the migrated PostgreSQL database."""
     if request.param == "sqlite":
+        copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "data" / "backrub.db")
         return None
-    return empty_postgres(request.getfixturevalue("postgres_url"))
+    url: str = request.getfixturevalue("migrated_postgres")
+    return url
 
 
 @pytest.fixture
@@ -172,7 +167,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[[str | None], Server]]:
 
 
 @pytest.fixture
-def server(serve: Callable[[str | None], Server], database: str | None) -> Server:
+def server(database: str | None, serve: Callable[[str | None], Server]) -> Server:
     """`backrub serve` on SQLite and on PostgreSQL (the test runs once with each)."""
     return serve(database)
 

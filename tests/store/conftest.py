@@ -1,8 +1,5 @@
-"""Real databases for the store tests: a fresh SQLite file per test, and a PostgreSQL database of
-this test run's own on 127.0.0.1:5432, emptied before each test and dropped at the end.
-
-PostgreSQL tests are never skipped: when the server is down they fail and say how to start it.
-"""
+"""The store tests' fixtures, on the databases of tests/conftest.py (`db_url`, `settings`): each
+test runs once on SQLite and once on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,40 +10,18 @@ import pytest
 from sqlalchemy import func, select
 from store_states import engine_state
 
-from backrub.config import Settings
 from backrub.core.models import Focus
 from backrub.store import SessionStore, open_store
 from backrub.store.tables import FeedbackRow, SessionRow
-from pg_databases import empty_postgres, temporary_database
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from sqlalchemy import Connection
 
-BACKENDS = ["sqlite", "postgresql"]
+    from backrub.config import Settings
+
 START = datetime(2025, 3, 1, 19, 30, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A database of this test run's own, dropped when the run ends."""
-    with temporary_database("backrub_test") as url:
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a new SQLite file, or the run's PostgreSQL database with no tables."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/backrub.db"
-    return empty_postgres(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", database_url=db_url)
 
 
 @pytest.fixture

@@ -142,8 +142,8 @@ def test_a_newer_schema_is_refused_and_left_untouched(
     assert snapshot(store.engine) == before
 
 
-def test_tables_backrub_did_not_create_are_left_alone(settings: Settings) -> None:
-    engine = make_engine(settings)
+def test_tables_backrub_did_not_create_are_left_alone(empty_settings: Settings) -> None:
+    engine = make_engine(empty_settings)
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE TABLE sessions (token VARCHAR(40) PRIMARY KEY)"))
@@ -324,9 +324,9 @@ def moved_to(engine: Engine, revision: str, *, up: bool = False) -> Iterator[Con
 
 
 @pytest.fixture
-def at_0002(settings: Settings) -> Iterator[Engine]:
+def at_0002(empty_settings: Settings) -> Iterator[Engine]:
     """A database at schema 0002 holding sessions in its shape, with their feedback rows."""
-    engine = make_engine(settings)
+    engine = make_engine(empty_settings)
     with moved_to(engine, "0002", up=True) as conn:
         conn.execute(insert(SessionRow), list(OLD_ROWS.values()))
         conn.execute(

@@ -1,6 +1,5 @@
-"""The web app in process (`TestClient` on `create_app(settings)`) against real databases: a fresh
-SQLite file per test, and a PostgreSQL database of this test run's own on 127.0.0.1:5432, emptied
-before each test and dropped at the end. PostgreSQL tests are never skipped.
+"""The web app in process (`TestClient` on `create_app(settings)`) against the databases of
+tests/conftest.py: each test on `settings` runs once on SQLite and once on PostgreSQL.
 
 Pages render stub templates from a temporary folder that print their context, so these tests
 check what the server hands the templates; the real templates have tests of their own.
@@ -15,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from backrub.config import Settings
 from backrub.web import create_app
-from pg_databases import empty_postgres, temporary_database
+from pg_databases import settings_for
 
 with warnings.catch_warnings():
     # Starlette would rather have httpx2; the httpx pinned for the tests works the same.
@@ -31,7 +29,8 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
 
-BACKENDS = ["sqlite", "postgresql"]
+    from backrub.config import Settings
+
 BASE_URL = "http://127.0.0.1:8000"
 PAGES = ("index", "safety", "map", "plan", "play", "history")
 # Each stub page prints what the template author relies on, one `name=value` a line.
@@ -50,34 +49,10 @@ static={{ url_for('static', path='app.js') }}
 ERROR_STUB = "error {{ status }}: {{ message }} ({{ page }})\n"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A database of this test run's own, dropped when the run ends."""
-    with temporary_database("backrub_webtest") as url:
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a new SQLite file, or the run's PostgreSQL database with no tables."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/backrub.db"
-    return empty_postgres(request.getfixturevalue("postgres_url"))
-
-
-def settings_for(tmp_path: Path, url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", database_url=url)
-
-
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    return settings_for(tmp_path, db_url)
-
-
-@pytest.fixture
-def sqlite_settings(tmp_path: Path) -> Settings:
+def sqlite_settings(sqlite_url: str, tmp_path: Path) -> Settings:
     """For what does not depend on the database (validation, headers): SQLite only."""
-    return settings_for(tmp_path, f"sqlite:///{tmp_path}/backrub.db")
+    return settings_for(tmp_path, sqlite_url)
 
 
 @pytest.fixture(scope="session")
