@@ -29,6 +29,7 @@ from pg_databases import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from _pytest.terminal import TerminalReporter
     from sqlalchemy import Engine
 
     from backrub.config import Settings
@@ -50,6 +51,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             on_postgres = "postgresql" in item.name
         if on_postgres or PG_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgresql)
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    """axe-core's findings below "serious" in the browser tests: listed, and kept in
+    `<repo>/.artifacts/axe.txt`."""
+    reports = [r for rs in terminalreporter.stats.values() for r in rs if hasattr(r, "when")]
+    if not any(r.user_properties for r in reports):
+        return
+    from browser.support import ARTIFACTS, MINOR_FINDING
+
+    found = (v for r in reports for k, v in r.user_properties if k == MINOR_FINDING)
+    findings = list(dict.fromkeys(found))
+    if not findings:
+        return
+    terminalreporter.section("axe-core: moderate and minor findings (not failures)")
+    for line in findings:
+        terminalreporter.line(line)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "axe.txt").write_text("\n".join(findings) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="session", autouse=True)

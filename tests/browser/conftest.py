@@ -20,10 +20,10 @@ from playwright.sync_api import expect, sync_playwright
 from pg_databases import copy_sqlite
 
 from .support import (
-    ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
     FAILURES,
+    MINOR_FINDING,
     SIZES,
     Server,
     Watch,
@@ -35,11 +35,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from _pytest.terminal import TerminalReporter
     from playwright.sync_api import Browser, BrowserContext, Page
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
-MINOR_FINDINGS = pytest.StashKey[list[str]]()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -48,17 +46,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     item.stash.setdefault(REPORTS, {})[report.when] = report
     return report
-
-
-def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
-    findings = list(dict.fromkeys(terminalreporter.config.stash.get(MINOR_FINDINGS, [])))
-    if not findings:
-        return
-    terminalreporter.section("axe-core: moderate and minor findings (not failures)")
-    for line in findings:
-        terminalreporter.line(line)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "axe.txt").write_text("\n".join(findings) + "\n", encoding="utf-8")
 
 
 # ---- the browser --------------------------------------------------------------------------------
@@ -125,11 +112,10 @@ def new_page(
 def check_a11y(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
     """`check_a11y(page, where)`: axe-core on the page as it is; fails on serious or critical
     violations and keeps the rest for the end-of-run list."""
-    minor = request.config.stash.setdefault(MINOR_FINDINGS, [])
 
     def check(page: Page, where: str) -> None:
         serious, others = axe_findings(page, where)
-        minor.extend(others)
+        request.node.user_properties.extend((MINOR_FINDING, line) for line in others)
         assert not serious, "axe-core found serious or critical violations:\n" + "\n".join(serious)
 
     return check

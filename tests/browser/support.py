@@ -52,6 +52,9 @@ ADDRESS = re.compile(r"http://127\.0\.0\.1:\d+")
 # error with its traceback.
 SERVER_TROUBLE = re.compile(r"Traceback|ERROR|CRITICAL")
 SERIOUS = ("serious", "critical")
+# A test's report carries axe-core's lesser findings in user properties of this name, to the list
+# at the end of the run (tests/conftest.py), from whichever xdist worker ran the test.
+MINOR_FINDING = "axe-minor"
 
 
 # ---- the server ---------------------------------------------------------------------------------
