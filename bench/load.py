@@ -25,7 +25,8 @@ also its backends' CPU and the connections opened to it during the run (pg_stat_
 Then the step search for the most sessions held (held: p99 under 100 ms, no failed request, and
 the events sent at the rate asked for): the same server, 20 s runs, doubling from the main run's
 count while held (halving while not), then halfway between the most held and the fewest not held
-until they are within a quarter. At most 5 search runs a backend.
+until they are within a quarter. Bounded: at most 5 search runs a backend, and none begun after
+the search has taken 2 minutes (sessions created for it included).
 
 Last, the count: the server is stopped and its database opened directly (SQLAlchemy): each
 session's saved `progress_seq` must equal the events accepted for it, and its feedback rows the
@@ -74,6 +75,7 @@ ON_TIME = 0.95  # a run that sent less than this share of its events a second fe
 LOOP_TICK_S = 0.05
 MAX_LOOP_LAG_S = 0.02  # beyond this (p99) the generator's own delays are part of the latency
 MAX_SEARCH_RUNS = 5
+SEARCH_BUDGET_S = 120.0
 # Shared by every session's client: building one per client costs milliseconds of CPU each.
 TLS = ssl.create_default_context()
 
@@ -361,8 +363,9 @@ async def measure(
     best = args.sessions if main_run.held else None
     worst = None if main_run.held else args.sessions
     count = next_count(best, worst, args.sessions)
+    search_began = time.perf_counter()
     for _ in range(MAX_SEARCH_RUNS):
-        if count is None:
+        if count is None or time.perf_counter() - search_began > SEARCH_BUDGET_S:
             break
         if len(pool) < count:
             pool += await create_sessions(where, csrf, count - len(pool))
