@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from backrub.catalogue_cache import cached_catalogue
 from backrub.core.catalogue import Catalogue, load_catalogue
 from pg_databases import (
     admin_engine,
@@ -24,6 +25,7 @@ from pg_databases import (
     migrate_at,
     settings_for,
     temporary_database,
+    with_catalogue,
 )
 
 if TYPE_CHECKING:
@@ -70,6 +72,25 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
         terminalreporter.line(line)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "axe.txt").write_text("\n".join(findings) + "\n", encoding="utf-8")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `--dist loadgroup`, the browser tests are one group, run one after another by one
+    worker: two Chromiums and their servers at once would leave the other worker no core. (The
+    group is chosen here by folder: xdist's `xdist_group` mark renames node ids, which pytest
+    9.2 no longer allows.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class BrowserTestsTogether(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(f"{BROWSER_TESTS.relative_to(config.rootpath).as_posix()}/"):
+                return "browser"
+            return super()._split_scope(nodeid)
+
+    return BrowserTestsTogether(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -162,16 +183,24 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def catalogue_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder as backrub leaves it after its first start: the parsed catalogue in it."""
+    folder = tmp_path_factory.mktemp("catalogue-cache")
+    cached_catalogue(folder)
+    return folder
+
+
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
+def settings(db_url: str, tmp_path: Path, catalogue_cache: Path) -> Settings:
     """Settings on `db_url`, with the data and cache folders in `tmp_path`."""
-    return settings_for(tmp_path, db_url)
+    return with_catalogue(settings_for(tmp_path, db_url), catalogue_cache)
 
 
 @pytest.fixture
-def empty_settings(empty_db_url: str, tmp_path: Path) -> Settings:
+def empty_settings(empty_db_url: str, tmp_path: Path, catalogue_cache: Path) -> Settings:
     """Settings on `empty_db_url`, for what happens to a database backrub has never set up."""
-    return settings_for(tmp_path, empty_db_url)
+    return with_catalogue(settings_for(tmp_path, empty_db_url), catalogue_cache)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Databases of a test run's own: PostgreSQL ones on the server at 127.0.0.1:5432 (trust auth),
-and migrated templates that a test copies instead of migrating a database of its own.
+and migrated templates that a test copies instead of migrating a database of its own; settings
+on them.
 
 Never skipped: when the server does not answer, the test fails and says how to start it."""
 
@@ -91,6 +92,15 @@ def empty_postgres(url: str) -> str:
 def settings_for(tmp_path: Path, url: str | None) -> Settings:
     """Settings on the database at `url`, with the data and cache folders in `tmp_path`."""
     return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", database_url=url)
+
+
+def with_catalogue(settings: Settings, cache: Path) -> Settings:
+    """`settings` with the parsed catalogue from `cache` in its cache folder, so that an app made
+    on them does not parse the data files again (the cache's own tests make their own folders)."""
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    for pickled in cache.glob("catalogue-*.pickle"):
+        shutil.copy(pickled, settings.cache_dir)  # with its mode: backrub trusts only 0600
+    return settings
 
 
 def migrate_at(url: str, tmp_path: Path) -> str:

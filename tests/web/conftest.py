@@ -15,7 +15,7 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from backrub.web import create_app
-from pg_databases import settings_for
+from pg_databases import settings_for, with_catalogue
 
 with warnings.catch_warnings():
     # Starlette would rather have httpx2; the httpx pinned for the tests works the same.
@@ -50,9 +50,9 @@ ERROR_STUB = "error {{ status }}: {{ message }} ({{ page }})\n"
 
 
 @pytest.fixture
-def sqlite_settings(sqlite_url: str, tmp_path: Path) -> Settings:
+def sqlite_settings(sqlite_url: str, tmp_path: Path, catalogue_cache: Path) -> Settings:
     """For what does not depend on the database (validation, headers): SQLite only."""
-    return settings_for(tmp_path, sqlite_url)
+    return with_catalogue(settings_for(tmp_path, sqlite_url), catalogue_cache)
 
 
 @pytest.fixture(scope="session")
