@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 BUSY_TIMEOUT_MS = 10_000
 CONNECT_TIMEOUT_S = 10
+# Connections each process keeps to PostgreSQL (`make_engine`).
+POOL_SIZE = 15
 # Set on a connection whose transaction will write (see `transaction`).
 _WRITE = "backrub_write"
 _USE = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
@@ -96,7 +98,17 @@ def make_engine(settings: Settings) -> Engine:
         # An unreachable host should be one clear error after seconds, not a hang.
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     # pre_ping: a server restart must not turn into an error in a long-running `backrub serve`.
-    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True, **_OPTIONS)
+    # A fixed pool, the same ceiling as SQLAlchemy's default (5 + 10 overflow): overflow
+    # connections are closed when given back, so under load each burst opened new server
+    # backends, and the server spent its time starting them.
+    engine = create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=0,
+        **_OPTIONS,
+    )
     event.listen(engine, "connect", _postgres_connect)
     return engine
 
