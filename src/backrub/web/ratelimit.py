@@ -5,7 +5,7 @@ from everyone else's sessions, nor fill the database with new ones.
 Counted in each app process's memory, on purpose: a count in the database would cost a write on
 every event, the very call this protects. With N processes a person may get up to N times the
 limit, still far from harm. Serving the local profile, there is no one else to protect, so no
-limit applies (bench/web_api.py measures that path).
+limit applies.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@
 - **Crashes** are logged as their types and where they happened, never their messages: those
   may quote what a person sent (a note, a password, a query's parameters).
 
-A plain ASGI middleware rather than `BaseHTTPMiddleware`: it adds nothing per request but the
-checks themselves (the player's API calls are measured in bench/).
+A plain ASGI middleware rather than `BaseHTTPMiddleware`, which would wrap every request and
+answer in a task and streams of its own.
 """
 
 from __future__ import annotations
