@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 BACKENDS = ["sqlite", "postgresql"]
 BROWSER_TESTS = Path(__file__).parent / "browser"
 # Fixtures that hand a test a PostgreSQL database whatever its parameters.
-PG_FIXTURES = {"postgres_url", "postgres", "second_postgres", "twin_postgres"}
+PG_FIXTURES = {
+    *("postgres_template", "migrated_postgres", "empty_postgres_url", "postgres_url"),
+    *("postgres", "second_postgres"),  # test modules' own
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -78,8 +81,8 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """With `--dist loadgroup`, the browser tests are one group, run one after another by one
     worker: two Chromiums and their servers at once would leave the other worker no core. (The
-    group is chosen here by folder: xdist's `xdist_group` mark renames node ids, which pytest
-    9.2 no longer allows.)"""
+    group is chosen here by folder: xdist 3.8's `xdist_group` mark sets `Item._nodeid`, which
+    pytest 9.2 no longer reads.)"""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
