@@ -1,10 +1,10 @@
 """What every test package shares: private data folders, the catalogue, and the databases.
 
-A test's database is a copy of a template migrated once per run (per xdist worker): a copied
-SQLite file, or a PostgreSQL database created from the template on 127.0.0.1:5432 and dropped
-after the test. PostgreSQL tests are never skipped: when the server is down they fail and say how
-to start it. Tests that run on PostgreSQL are marked `postgresql`, those in tests/browser/
-`browser`, so that `-m "not browser"` and the like choose among them.
+A test's database is migrated once per run (per xdist worker): on SQLite a copy of a migrated
+file; on PostgreSQL (127.0.0.1:5432) the run's migrated database, emptied before each test.
+PostgreSQL tests are never skipped: when the server is down they fail and say how to start it.
+Tests that run on PostgreSQL are marked `postgresql`, those in tests/browser/ `browser`, so that
+`-m "not browser"` and the like choose among them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from backrub.catalogue_cache import cached_catalogue
 from backrub.core.catalogue import Catalogue, load_catalogue
@@ -22,7 +23,10 @@ from pg_databases import (
     copy_sqlite,
     create_database,
     drop_database,
+    empty_postgres,
     migrate_at,
+    reset_postgres,
+    schema_of,
     settings_for,
     temporary_database,
     with_catalogue,
@@ -40,7 +44,7 @@ BACKENDS = ["sqlite", "postgresql"]
 BROWSER_TESTS = Path(__file__).parent / "browser"
 # Fixtures that hand a test a PostgreSQL database whatever its parameters.
 PG_FIXTURES = {
-    *("postgres_template", "migrated_postgres", "empty_postgres_url", "postgres_url"),
+    *("postgres_migrated", "migrated_postgres", "empty_postgres_url", "postgres_url"),
     *("postgres", "second_postgres"),  # test modules' own
 }
 
@@ -126,13 +130,26 @@ def pg_admin() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(pg_admin: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL database at this code's schema, which tests copy and never connect to."""
-    url = create_database(pg_admin, "backrub_template")
+def postgres_migrated(pg_admin: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This run's (this xdist worker's) PostgreSQL database at this code's schema, dropped when
+    the run ends. `migrated_postgres` empties it for each test: on this server a new database
+    (CREATE DATABASE … TEMPLATE) costs more than migrating an empty one, and emptying it far
+    less."""
+    url = create_database(pg_admin, "backrub_test")
     try:
-        yield migrate_at(url, tmp_path_factory.mktemp("pg-template"))
+        yield migrate_at(url, tmp_path_factory.mktemp("pg-migrated"))
     finally:
         drop_database(pg_admin, url)
+
+
+@pytest.fixture(scope="session")
+def _postgres_migrated_engine(postgres_migrated: str) -> Iterator[tuple[Engine, str]]:
+    """A connection to the migrated database, and its schema as migrated."""
+    engine = create_engine(postgres_migrated, pool_size=1)
+    migrated = schema_of(engine)
+    assert migrated is not None
+    yield engine, migrated
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -151,19 +168,17 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def migrated_postgres(pg_admin: Engine, postgres_template: str) -> Iterator[str]:
-    """A copy of the PostgreSQL template, dropped when the test ends."""
-    url = create_database(pg_admin, "backrub_test", template=postgres_template)
-    yield url
-    drop_database(pg_admin, url)
+def migrated_postgres(postgres_migrated: str, _postgres_migrated_engine: tuple[Engine, str]) -> str:
+    """The run's migrated PostgreSQL database, with no rows and its schema as migrated."""
+    engine, migrated = _postgres_migrated_engine
+    reset_postgres(engine, postgres_migrated, migrated)
+    return postgres_migrated
 
 
 @pytest.fixture
-def empty_postgres_url(pg_admin: Engine) -> Iterator[str]:
-    """A PostgreSQL database with no tables, dropped when the test ends."""
-    url = create_database(pg_admin, "backrub_empty")
-    yield url
-    drop_database(pg_admin, url)
+def empty_postgres_url(postgres_url: str) -> str:
+    """The run's other PostgreSQL database, with no tables."""
+    return empty_postgres(postgres_url)
 
 
 @pytest.fixture(params=BACKENDS)

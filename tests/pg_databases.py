@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,7 +23,6 @@ from backrub.store import open_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from sqlalchemy import Engine
 
@@ -87,6 +88,59 @@ def empty_postgres(url: str) -> str:
     finally:
         engine.dispose()
     return url
+
+
+# What a test could change in the schema of the run's migrated database: its tables, columns,
+# defaults, constraints, indexes and storage options, and the revision Alembic recorded.
+_SCHEMA = """
+SELECT
+  (SELECT string_agg(format('%%s %%s %%s', relname, relkind, reloptions), ';' ORDER BY relname)
+     FROM pg_class WHERE relnamespace = 'public'::regnamespace),
+  (SELECT string_agg(format('%%s.%%s %%s %%s %%s %%s', c.relname, a.attname,
+                            format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                            a.attcompression, pg_get_expr(d.adbin, d.adrelid)),
+                     ';' ORDER BY c.relname, a.attnum)
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(format('%%s %%s', conname, pg_get_constraintdef(oid)), ';' ORDER BY conname)
+     FROM pg_constraint WHERE connamespace = 'public'::regnamespace),
+  (SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes
+     WHERE schemaname = 'public'),
+  (SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace),
+  (SELECT string_agg(version_num, ';') FROM alembic_version)
+"""
+_TABLES = """
+SELECT string_agg(format('%%I', tablename), ', ') FROM pg_tables
+WHERE schemaname = 'public' AND tablename <> 'alembic_version'
+"""
+
+
+def schema_of(engine: Engine) -> str | None:
+    """The database's schema in one string; None when it has no `alembic_version` table."""
+    with engine.connect() as conn:
+        if conn.exec_driver_sql("SELECT to_regclass('public.alembic_version')").scalar() is None:
+            return None
+        return repr(conn.exec_driver_sql(_SCHEMA).one())
+
+
+def reset_postgres(engine: Engine, url: str, migrated: str) -> None:
+    """Bring the migrated database back to its state just after migrating: no rows, and the
+    schema `migrated` (made again from nothing if a test changed it). Connections a test left
+    open are closed first, so that none holds a lock or sees the next test's rows."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    if schema_of(engine) == migrated:
+        with engine.begin() as conn:
+            tables = conn.exec_driver_sql(_TABLES).scalar_one()
+            conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        return
+    engine.dispose()
+    with tempfile.TemporaryDirectory() as folder:
+        migrate_at(empty_postgres(url), Path(folder))
 
 
 def settings_for(tmp_path: Path, url: str | None) -> Settings:
