@@ -30,7 +30,7 @@ types: $(STAMP)
 unit: $(STAMP)
 	./scripts/ensure-postgres
 	./scripts/ensure-chromium
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 # The front end: TypeScript over its JSDoc, and node --test over its pure modules. npm ci runs
 # when node_modules is missing or older than the lockfile.

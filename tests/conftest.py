@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine
@@ -79,25 +79,6 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
         terminalreporter.line(line)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "axe.txt").write_text("\n".join(findings) + "\n", encoding="utf-8")
-
-
-@pytest.hookimpl(optionalhook=True, tryfirst=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With `--dist loadgroup`, the browser tests are one group, run one after another by one
-    worker: two Chromiums and their servers at once would leave the other worker no core. (The
-    group is chosen here by folder: xdist 3.8's `xdist_group` mark sets `Item._nodeid`, which
-    pytest 9.2 no longer reads.)"""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class BrowserTestsTogether(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(f"{BROWSER_TESTS.relative_to(config.rootpath).as_posix()}/"):
-                return "browser"
-            return super()._split_scope(nodeid)
-
-    return BrowserTestsTogether(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
