@@ -1,5 +1,5 @@
 """Databases of a test run's own: PostgreSQL ones on the server at 127.0.0.1:5432 (trust auth),
-and migrated templates that a test copies instead of migrating a database of its own; settings
+migrated once and emptied between tests, and SQLite files copied from one migrated file; settings
 on them.
 
 Never skipped: when the server does not answer, the test fails and says how to start it."""
@@ -41,13 +41,12 @@ def database_name(prefix: str) -> str:
     return f"{prefix}_{worker}_{secrets.token_hex(6)}"
 
 
-def create_database(admin: Engine, prefix: str, template: str | None = None) -> str:
-    """A new database (a copy of `template`'s database when given); its URL."""
+def create_database(admin: Engine, prefix: str) -> str:
+    """A new, empty database; its URL."""
     name = database_name(prefix)
-    copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0]
         pytest.fail(
@@ -65,11 +64,11 @@ def drop_database(admin: Engine, url: str) -> None:
 
 
 @contextmanager
-def temporary_database(prefix: str, template: str | None = None) -> Iterator[str]:
-    """A new database (empty, or a copy of `template`), dropped when the block ends."""
+def temporary_database(prefix: str) -> Iterator[str]:
+    """A new, empty database, dropped (even with connections still open) when the block ends."""
     admin = admin_engine()
     try:
-        url = create_database(admin, prefix, template)
+        url = create_database(admin, prefix)
         try:
             yield url
         finally:
@@ -159,14 +158,14 @@ def with_catalogue(settings: Settings, cache: Path) -> Settings:
 
 def migrate_at(url: str, tmp_path: Path) -> str:
     """Bring the database at `url` to this code's schema, as backrub does at start; its URL.
-    Every connection is closed after, so the database can serve as a template."""
+    Every connection is closed after."""
     store = open_store(Settings(data_dir=tmp_path, cache_dir=tmp_path, database_url=url))
     store.close()
     return url
 
 
-def copy_sqlite(template: Path, target: Path) -> str:
+def copy_sqlite(migrated: Path, target: Path) -> str:
     """A copy of a migrated SQLite file at `target` (its folder made); its URL."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template, target)
+    shutil.copyfile(migrated, target)
     return f"sqlite:///{target}"
