@@ -1,10 +1,10 @@
 """The validated catalogue, cached on disk between runs.
 
-Validating the data files with pydantic costs about ten times a bare Python start; the files only
-change when backrub is upgraded. So the first run validates and pickles the result, keyed by a hash
-of the files' bytes and backrub's version, and later runs load the pickle. The cache lives in the
-user's own cache directory (only they can write there), and a missing, stale or unreadable cache
-just means validating again.
+Validating the data files with pydantic takes longer than the rest of a command's start; the
+files only change when backrub is upgraded. So the first run validates and pickles the result,
+keyed by a hash of the files' bytes and backrub's version, and later runs load the pickle. The
+cache lives in the user's own cache directory (only they can write there), and a missing, stale
+or unreadable cache just means validating again.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def root(
 def make_app(catalogue: "Catalogue", *, planning_only: bool = False) -> typer.Typer:
     """The whole CLI; every command finds `catalogue` as its context's object. `planning_only`
     leaves out the other commands: `main` asks for that when a planning command is run, so that
-    `backrub plan` starts fast (their options and imports cost about a tenth of its start-up)."""
+    `backrub plan` starts fast without the others' options and imports."""
     app = typer.Typer(
         name="backrub",
         help=HELP,

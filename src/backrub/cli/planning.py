@@ -1,6 +1,6 @@
 """`check`, `plan` and `techniques`: the commands that only read the catalogue (and, for `plan`,
 the history it learns from). Rich and the renderers are imported only by commands that draw
-something, so that `backrub plan --json` starts fast (measured in bench/cli_start.py).
+something, so that `backrub plan --json` starts fast.
 
 No `from __future__ import annotations` here: Typer reads the option annotations at run time.
 """
