@@ -20,7 +20,6 @@ from backrub.store.repository import delete_sessions
 from backrub.store.tables import FailedLoginRow, LoginRow, SessionRow, UserRow
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import datetime
 
     from sqlalchemy import ColumnElement, Engine
@@ -139,22 +138,13 @@ class AccountStore:
 
     def user_for_login(self, token_hash: str, *, now: datetime) -> User | None:
         """Whose browser this is, or None for an unknown, signed-out or expired token."""
-        return self.users_for_logins([token_hash], now=now).get(token_hash)
-
-    def users_for_logins(self, token_hashes: Sequence[str], *, now: datetime) -> dict[str, User]:
-        """Whose browsers these are, in one query (the event writer asks for a whole batch):
-        by token hash, leaving out the unknown, signed-out and expired."""
-        if not token_hashes:
-            return {}
         with transaction(self.engine, write=False) as conn:
-            rows = conn.execute(
-                select(LoginRow.token_hash, UserRow.id, UserRow.email, UserRow.password_hash)
+            row = conn.execute(
+                select(UserRow.id, UserRow.email, UserRow.password_hash)
                 .join(LoginRow, LoginRow.user_id == UserRow.id)
-                .where(
-                    LoginRow.token_hash.in_(sorted(set(token_hashes))), LoginRow.expires_at > now
-                )
-            ).all()
-        return {row[0]: User(*row[1:]) for row in rows}
+                .where(LoginRow.token_hash == token_hash, LoginRow.expires_at > now)
+            ).first()
+        return None if row is None else User(*row)
 
     def close_login(self, token_hash: str) -> None:
         with transaction(self.engine, write=True) as conn:

@@ -27,7 +27,6 @@ from backrub.core.errors import BadInput
 from backrub.store.accounts import AccountStore, User
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
 
     from sqlalchemy import Engine
 
@@ -184,14 +183,11 @@ class Accounts:
         return self._open(user)
 
     def user_for(self, token: str | None) -> User | None:
-        return self.users_for([token]).get(token or "")
-
-    def users_for(self, tokens: Iterable[str | None]) -> dict[str, User]:
-        """Whose browsers these sign-in tokens are, in one query: by token, leaving out the
-        missing, malformed, unknown, signed-out and expired."""
-        hashed = {token_hash(t): t for t in tokens if t and len(t) <= 100}
-        found = self.store.users_for_logins(list(hashed), now=now())
-        return {hashed[h]: user for h, user in found.items()}
+        """Whose browser this sign-in token is; None for a missing, malformed, unknown,
+        signed-out or expired one."""
+        if not token or len(token) > 100:
+            return None
+        return self.store.user_for_login(token_hash(token), now=now())
 
     def sign_out(self, token: str | None) -> None:
         if token and len(token) <= 100:
