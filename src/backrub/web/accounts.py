@@ -27,7 +27,6 @@ from backrub.core.errors import BadInput
 from backrub.store.accounts import AccountStore, User
 
 if TYPE_CHECKING:
-
     from sqlalchemy import Engine
 
 LOGIN_COOKIE = "__Host-backrub_login"
