@@ -1,8 +1,8 @@
 """backrub's settings, read from BACKRUB_* environment variables.
 
 A NamedTuple rather than pydantic-settings: building a pydantic model costs more start-up
-time than the whole `backrub plan` command may take. Every field is documented in the README
-(a test checks).
+time than the whole `backrub plan` command may take. Every field is documented in
+docs/hosting.md (a test checks).
 """
 
 from __future__ import annotations
@@ -38,3 +38,8 @@ class Settings(NamedTuple):
             cache_dir=Path(cache_dir),
             database_url=env.get(f"{ENV_PREFIX}DATABASE_URL") or None,
         )
+
+    @property
+    def sqlite_file(self) -> Path:
+        """The database file when no database URL is set."""
+        return self.data_dir / "backrub.db"

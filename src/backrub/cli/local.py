@@ -18,9 +18,6 @@ if TYPE_CHECKING:
 
     from backrub.store import SessionStore
 
-# The SQLite file `store.engine.database_url` uses when no database URL is set.
-SQLITE_FILE = "backrub.db"
-
 
 @contextmanager
 def local_store() -> Iterator[SessionStore]:
@@ -39,7 +36,7 @@ def history_store() -> Iterator[SessionStore | None]:
     """The local store to learn from, or None when there is no database yet (a first run):
     planning then creates nothing."""
     settings = Settings.from_env()
-    if settings.database_url is None and not (settings.data_dir / SQLITE_FILE).is_file():
+    if settings.database_url is None and not settings.sqlite_file.is_file():
         yield None
         return
     with local_store() as store:

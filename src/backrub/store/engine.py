@@ -47,7 +47,7 @@ def database_url(settings: Settings) -> str:
             f"Cannot create backrub's data folder {settings.data_dir} ({exc.strerror}); "
             "set BACKRUB_DATA_DIR to a folder you can write to."
         ) from exc
-    return f"sqlite:///{settings.data_dir}/backrub.db"
+    return f"sqlite:///{settings.sqlite_file}"
 
 
 def _bad_url(why: str) -> StoreError:
